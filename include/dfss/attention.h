@@ -1,0 +1,67 @@
+// Scaled dot-product attention: out = softmax(scale * Q Kᵀ + mask) V.
+//
+// Layout: Q [B, H, Lq, d], K [B, H, Lk, d], V [B, H, Lk, dv], out [B, H, Lq, dv], any
+// non-negative strides (in elements). 1 <= d, dv <= 256; B, H, Lq, Lk >= 0.
+// Q, K and V share one dtype (f32, or bf16 held as uint16_t); accumulation is always
+// fp32 (double in the reference); out is f32 or bf16.
+//
+// Edge cases, defined:
+// - Masked scores are -inf. A query row whose scores are all -inf (every key padded or
+//   causally hidden, Lk = 0, or scores that are -inf themselves) produces zeros.
+// - Lq = 0, Lk = 0, B = 0 or H = 0 are valid; nothing is read that does not exist.
+// - NaN and Inf in the inputs flow through IEEE arithmetic: a NaN score makes its row
+//   NaN, a +inf score gives NaN (inf - inf in the softmax), as a naive softmax would. No
+//   crash, no hang, no out-of-bounds access.
+// - Results are bit-identical for any thread count. Different implementations and ISAs
+//   agree to rounding (fp32: <= 1e-5 relative to the output's scale).
+//
+// Errors: a wrong rank, shape, stride, dtype or option throws dfss::InvalidArgument (or
+// dfss::Unsupported for an ISA the CPU lacks) naming the argument and the expected vs
+// actual value. Validation happens before anything is written to `out`.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "dfss/cpu.h"
+#include "dfss/tensor.h"
+
+namespace dfss {
+
+enum class AttentionImpl {
+  reference,  // plain loops, double accumulation: the oracle
+  unfused,    // materializes the Lq x Lk score matrix per (batch, head): GEMM, softmax, GEMM
+  fused,      // flash-style tiles with an online softmax; O(tile) scratch per thread
+};
+
+const char* impl_name(AttentionImpl impl);
+// Parses "reference", "unfused", "fused"; throws InvalidArgument naming `argument_name`.
+AttentionImpl parse_impl(const std::string& text, const std::string& argument_name);
+
+// Key-padding mask, broadcast over heads and query rows. Both parts are optional and
+// combine: a key is masked if valid_lengths says so, and `additive` is added to the scaled
+// score (0 keeps it, -inf masks it, other values bias it).
+struct KeyPaddingMask {
+  const float* additive = nullptr;  // [B, Lk] fp32, row b at additive + b * additive_batch_stride
+  int64_t additive_batch_stride = -1;  // elements; -1 means Lk (contiguous)
+  const int64_t* valid_lengths = nullptr;  // [B]; keys j >= valid_lengths[b] are masked
+};
+
+struct AttentionOptions {
+  std::optional<float> scale;  // default 1/sqrt(d)
+  KeyPaddingMask mask;
+  bool causal = false;  // query i sees keys j <= i + Lk - Lq
+  int threads = 0;      // 0: OpenMP's default; otherwise exactly this many
+  AttentionImpl impl = AttentionImpl::fused;
+  Isa isa = Isa::automatic;  // kernels to use for unfused and fused
+};
+
+void attention(const ConstTensorView& q, const ConstTensorView& k, const ConstTensorView& v,
+               const TensorView& out, const AttentionOptions& options = {});
+
+// Name of the kernel `attention` would run for these settings, e.g.
+// "f32_attn_fused_q6k64__avx512" (for `dfss info` and benchmarks).
+std::string attention_kernel_name(AttentionImpl impl, DType dtype, Isa isa = Isa::automatic);
+
+}  // namespace dfss

@@ -1,0 +1,5 @@
+#pragma once
+
+namespace dfss {
+const char* version();
+}  // namespace dfss

@@ -1,0 +1,100 @@
+// Fused (flash-style) attention: blocks of query rows stream over blocks of keys with an
+// online softmax; no Lq x Lk matrix exists. K and V are packed once per (batch, head),
+// a group of heads at a time, so scratch memory stays bounded for any sequence length.
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "attention/packing.h"
+#include "attention/problem.h"
+#include "kernels/attention/flash_kernels.h"
+
+namespace dfss::detail {
+namespace {
+
+using kernels::kTileRows;
+
+// Query rows per task: 8 register tiles, so a 64-key block of K and V is reused by 48
+// rows while it is in L1/L2.
+constexpr int64_t kBlockRows = 8 * kTileRows;
+// Packed K and V of one head group stay within this many bytes.
+constexpr int64_t kGroupBytes = 32 << 20;
+
+}  // namespace
+
+void run_fused(const AttentionProblem& p) {
+  if (p.batch == 0 || p.heads == 0 || p.lq == 0) return;
+  if (p.lk == 0) return store_zeros(p);
+  const kernels::AttentionKernels& kernels = kernels::attention_kernels(p.isa, p.dtype);
+  const PackedGeometry g = packed_geometry(p, kernels.format);
+  const int64_t head_bytes = (g.k_elems + g.v_elems) * g.elem_bytes;
+  const int64_t total_heads = p.batch * p.heads;
+  const int64_t group_heads = std::clamp<int64_t>(kGroupBytes / head_bytes, 1, total_heads);
+  const int64_t row_blocks = (p.lq + kBlockRows - 1) / kBlockRows;
+
+  AlignedBuffer packed = allocate_aligned(group_heads * head_bytes);
+  AlignedBuffer key_bias = allocate_aligned(p.batch * g.lk_pad * 4);
+  auto head_keys = [&](int64_t slot) {
+    return reinterpret_cast<char*>(packed.get()) + slot * head_bytes;
+  };
+  auto head_values = [&](int64_t slot) { return head_keys(slot) + g.k_elems * g.elem_bytes; };
+
+#pragma omp parallel num_threads(p.threads)
+  {
+    const int64_t block_tiles = kBlockRows / kTileRows;
+    AlignedBuffer q_packed = allocate_aligned(block_tiles * g.q_tile_elems * g.elem_bytes);
+    AlignedBuffer o = allocate_aligned(kBlockRows * g.dv_pad * 4);
+    AlignedBuffer row_max = allocate_aligned(kBlockRows * 4);
+    AlignedBuffer row_sum = allocate_aligned(kBlockRows * 4);
+    AlignedBuffer scratch = allocate_aligned(kernels::kFlashScratchFloats * 4);
+
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < p.batch; ++b) build_key_bias(p, g, b, key_bias.get() + b * g.lk_pad);
+
+    for (int64_t group0 = 0; group0 < total_heads; group0 += group_heads) {
+      const int64_t group_size = std::min(group_heads, total_heads - group0);
+#pragma omp for schedule(static)
+      for (int64_t job = 0; job < 2 * group_size; ++job) {
+        const int64_t bh = group0 + job / 2;
+        if (job % 2 == 0) {
+          pack_keys(p, g, bh / p.heads, bh % p.heads, head_keys(job / 2));
+        } else {
+          pack_values(p, g, bh / p.heads, bh % p.heads, head_values(job / 2));
+        }
+      }
+      // Row blocks are independent, so any schedule gives the same bits.
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t task = 0; task < group_size * row_blocks; ++task) {
+        const int64_t slot = task / row_blocks;
+        const int64_t bh = group0 + slot;
+        const int64_t b = bh / p.heads, h = bh % p.heads;
+        const int64_t row0 = (task % row_blocks) * kBlockRows;
+        const int64_t rows = std::min(kBlockRows, p.lq - row0);
+        pack_queries(p, g, b, h, row0, rows, q_packed.get());
+        kernels::FlashBlockArgs args;
+        args.q_packed = q_packed.get();
+        args.rows = rows;
+        args.first_row = row0;
+        args.k_packed = head_keys(slot);
+        args.v_packed = head_values(slot);
+        args.key_bias = key_bias.get() + b * g.lk_pad;
+        args.lk = keys_present(p, b);
+        args.lk_pad = g.lk_pad;
+        args.d = p.d;
+        args.dv_pad = g.dv_pad;
+        args.scale = p.scale;
+        args.causal = p.causal;
+        args.causal_offset = p.lk - p.lq;
+        args.o = o.get();
+        args.row_max = row_max.get();
+        args.row_sum = row_sum.get();
+        args.scratch = scratch.get();
+        kernels.fused_block(args);
+        store_rows(p, b, h, row0, rows, o.get(), g.dv_pad, row_sum.get());
+      }
+    }
+  }
+}
+
+}  // namespace dfss::detail

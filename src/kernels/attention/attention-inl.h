@@ -1,0 +1,239 @@
+// The attention kernel body, written once and compiled per ISA: each attention_<isa>.cc
+// defines DFSS_KERNEL_NS, includes its vec_<isa>-inl.h and then this file, so every
+// helper here lives in that ISA's namespace and can never leak into another ISA's code.
+// Needs: Reg, kLanes, vzero, vset1, vload, vstore, vbroadcast, vfmadd, vmul, vadd, vsub,
+// vmax, vreduce_max, vreduce_add, vexp.
+
+namespace dfss::kernels::DFSS_KERNEL_NS {
+
+inline constexpr int R = kTileRows;
+inline constexpr int KB = kKeyBlock;
+// Register tile: 6 rows x (4 zmm | 2 ymm | 2 x 8 floats) accumulators, which fits the
+// register file with room for the operand loads and the broadcast.
+inline constexpr int kTileVecs = kLanes == 16 ? 4 : 2;
+inline constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// acc[R][C] = Q tile (packed [d][R]) x K block columns (packed [d][KB], C vectors wide).
+template <int C>
+inline void qk_tile_f32(const float* q_tile, const float* k_cols, int64_t d, float* s,
+                        int64_t s_stride) {
+  Reg acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = vzero();
+  for (int64_t k = 0; k < d; ++k) {
+    Reg key[C];
+    for (int c = 0; c < C; ++c) key[c] = vload(k_cols + k * KB + c * kLanes);
+    for (int r = 0; r < R; ++r) {
+      const Reg q = vbroadcast(q_tile + k * R + r);
+      for (int c = 0; c < C; ++c) acc[r][c] = vfmadd(q, key[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) vstore(s + r * s_stride + c * kLanes, acc[r][c]);
+}
+
+// o[R][C vectors] = o * alpha (per row; alpha null means 1) + p[R][KB] x V block columns.
+template <int C>
+inline void pv_tile_f32(const float* p, int64_t p_stride, const float* v_cols, int64_t dv_pad,
+                        float* o, const float* alpha) {
+  Reg acc[R][C];
+  for (int r = 0; r < R; ++r) {
+    const Reg scale = vset1(alpha ? alpha[r] : 1.0f);
+    for (int c = 0; c < C; ++c) acc[r][c] = vmul(vload(o + r * dv_pad + c * kLanes), scale);
+  }
+  for (int j = 0; j < KB; ++j) {
+    Reg value[C];
+    for (int c = 0; c < C; ++c) value[c] = vload(v_cols + j * dv_pad + c * kLanes);
+    for (int r = 0; r < R; ++r) {
+      const Reg weight = vbroadcast(p + r * p_stride + j);
+      for (int c = 0; c < C; ++c) acc[r][c] = vfmadd(weight, value[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) vstore(o + r * dv_pad + c * kLanes, acc[r][c]);
+}
+
+// Splits the value columns into register tiles of at most kTileVecs vectors.
+template <typename TileFn>
+inline void for_each_value_tile(int64_t dv_pad, TileFn&& tile) {
+  int64_t col = 0;
+  for (; col + kTileVecs * kLanes <= dv_pad; col += kTileVecs * kLanes)
+    tile(col, std::integral_constant<int, kTileVecs>{});
+  switch ((dv_pad - col) / kLanes) {
+    case 1: tile(col, std::integral_constant<int, 1>{}); break;
+    case 2:
+      if constexpr (kTileVecs > 2) tile(col, std::integral_constant<int, 2>{});
+      break;
+    case 3:
+      if constexpr (kTileVecs > 3) tile(col, std::integral_constant<int, 3>{});
+      break;
+    default: break;
+  }
+}
+
+// Operands packed in PackFormat::f32.
+struct F32Tile {
+  static constexpr PackFormat kFormat = PackFormat::f32;
+  static int64_t q_tile_elems(int64_t d) { return d * R; }
+  static int64_t k_block_elems(int64_t d) { return d * KB; }
+  static int64_t v_block_elems(int64_t dv_pad) { return KB * dv_pad; }
+  using Elem = float;
+
+  static void scores(const float* q_tile, const float* k_block, int64_t d, float* s,
+                     int64_t s_stride) {
+    for (int col = 0; col < KB; col += kTileVecs * kLanes)
+      qk_tile_f32<kTileVecs>(q_tile, k_block + col, d, s + col, s_stride);
+  }
+  static void values(const float* p, int64_t p_stride, const float* v_block, int64_t dv_pad,
+                     float* o, const float* alpha, float* /*scratch*/) {
+    for_each_value_tile(dv_pad, [&](int64_t col, auto vecs) {
+      pv_tile_f32<decltype(vecs)::value>(p, p_stride, v_block + col, dv_pad, o + col, alpha);
+    });
+  }
+};
+
+// One online-softmax step for the R rows of a score tile s[R][KB] (raw Q·Kᵀ): turns s into
+// p = exp(x - m_new) with x = scale*s + bias (keys at or past visible[r] masked), updates
+// the running max m and sum l, and returns in alpha the factor that rescales the rows'
+// previous accumulators.
+inline void online_softmax_tile(float* s, const float* bias, float scale,
+                                const int64_t* visible, float* m, float* l, float* alpha) {
+  const Reg scale_v = vset1(scale);
+  for (int r = 0; r < R; ++r) {
+    float* row = s + r * KB;
+    Reg row_max = vset1(kNegInf);
+    for (int c = 0; c < KB; c += kLanes) {
+      const Reg x = vfmadd(vload(row + c), scale_v, vload(bias + c));
+      vstore(row + c, x);
+      row_max = vmax(row_max, x);
+    }
+    float block_max = vreduce_max(row_max);
+    if (visible[r] < KB) {  // causal diagonal: rare, so scalar
+      for (int64_t j = visible[r]; j < KB; ++j) row[j] = kNegInf;
+      block_max = kNegInf;
+      for (int64_t j = 0; j < visible[r]; ++j) block_max = row[j] > block_max ? row[j] : block_max;
+    }
+    const float m_new = block_max > m[r] ? block_max : m[r];
+    // With every score so far -inf, shift by 0 so that exp(-inf) = 0 and NaN stays NaN.
+    const float shift = m_new == kNegInf ? 0.0f : m_new;
+    alpha[r] = std::exp(m[r] - shift);
+    const Reg shift_v = vset1(shift);
+    Reg sum = vzero();
+    for (int c = 0; c < KB; c += kLanes) {
+      const Reg p = vexp(vsub(vload(row + c), shift_v));
+      vstore(row + c, p);
+      sum = vadd(sum, p);
+    }
+    l[r] = l[r] * alpha[r] + vreduce_add(sum);
+    m[r] = m_new;
+  }
+}
+
+template <class Tile>
+void fused_block(const FlashBlockArgs& a) {
+  using Elem = typename Tile::Elem;
+  const int64_t tiles = (a.rows + R - 1) / R;
+  const int64_t rows_pad = tiles * R;
+  for (int64_t i = 0; i < rows_pad; ++i) {
+    a.row_max[i] = kNegInf;
+    a.row_sum[i] = 0.0f;
+  }
+  std::fill(a.o, a.o + rows_pad * a.dv_pad, 0.0f);
+  const int64_t last_row = a.first_row + a.rows - 1;
+  const int64_t key_end = a.causal ? std::min(a.lk, last_row + a.causal_offset + 1) : a.lk;
+  if (key_end <= 0) return;
+  const int64_t key_blocks = (key_end + KB - 1) / KB;
+  const auto* q = static_cast<const Elem*>(a.q_packed);
+  const auto* k = static_cast<const Elem*>(a.k_packed);
+  const auto* v = static_cast<const Elem*>(a.v_packed);
+  float* s = a.scratch;
+  float* tile_scratch = a.scratch + R * KB;
+  float alpha[R];
+  int64_t visible[R];
+  for (int64_t kb = 0; kb < key_blocks; ++kb) {
+    const int64_t key0 = kb * KB;
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t row0 = a.first_row + t * R;
+      if (a.causal) {
+        const int64_t tile_last_row = std::min(row0 + R - 1, last_row);
+        if (key0 > tile_last_row + a.causal_offset) continue;  // whole tile hidden
+        for (int r = 0; r < R; ++r)
+          visible[r] = std::clamp<int64_t>(row0 + r + a.causal_offset + 1 - key0, 0, KB);
+      } else {
+        std::fill(visible, visible + R, int64_t{KB});
+      }
+      Tile::scores(q + t * Tile::q_tile_elems(a.d), k + kb * Tile::k_block_elems(a.d), a.d, s, KB);
+      online_softmax_tile(s, a.key_bias + key0, a.scale, visible, a.row_max + t * R,
+                          a.row_sum + t * R, alpha);
+      Tile::values(s, KB, v + kb * Tile::v_block_elems(a.dv_pad), a.dv_pad,
+                   a.o + t * R * a.dv_pad, alpha, tile_scratch);
+    }
+  }
+}
+
+template <class Tile>
+void unfused_scores(const UnfusedArgs& a, int64_t tile_begin, int64_t tile_end) {
+  using Elem = typename Tile::Elem;
+  const auto* q = static_cast<const Elem*>(a.q_packed);
+  const auto* k = static_cast<const Elem*>(a.k_packed);
+  for (int64_t t = tile_begin; t < tile_end; ++t)
+    for (int64_t kb = 0; kb < a.lk_pad / KB; ++kb)
+      Tile::scores(q + t * Tile::q_tile_elems(a.d), k + kb * Tile::k_block_elems(a.d), a.d,
+                   a.scores + t * R * a.lk_pad + kb * KB, a.lk_pad);
+}
+
+// Row softmax over the whole materialized score row, normalized in place.
+template <class Tile>
+void unfused_softmax(const UnfusedArgs& a, int64_t tile_begin, int64_t tile_end) {
+  const Reg scale_v = vset1(a.scale);
+  for (int64_t i = tile_begin * R; i < tile_end * R; ++i) {
+    float* row = a.scores + i * a.lk_pad;
+    Reg row_max = vset1(kNegInf);
+    for (int64_t c = 0; c < a.lk_pad; c += kLanes) {
+      const Reg x = vfmadd(vload(row + c), scale_v, vload(a.key_bias + c));
+      vstore(row + c, x);
+      row_max = vmax(row_max, x);
+    }
+    float max = vreduce_max(row_max);
+    if (a.causal) {
+      const int64_t visible = std::clamp<int64_t>(a.first_row + i + a.causal_offset + 1, 0, a.lk_pad);
+      if (visible < a.lk_pad) {
+        std::fill(row + visible, row + a.lk_pad, kNegInf);
+        max = kNegInf;
+        for (int64_t j = 0; j < visible; ++j) max = row[j] > max ? row[j] : max;
+      }
+    }
+    const Reg shift_v = vset1(max == kNegInf ? 0.0f : max);
+    Reg sum_v = vzero();
+    for (int64_t c = 0; c < a.lk_pad; c += kLanes) {
+      const Reg p = vexp(vsub(vload(row + c), shift_v));
+      vstore(row + c, p);
+      sum_v = vadd(sum_v, p);
+    }
+    const float sum = vreduce_add(sum_v);
+    const Reg inv = vset1(sum == 0.0f ? 0.0f : 1.0f / sum);  // all masked: zeros
+    for (int64_t c = 0; c < a.lk_pad; c += kLanes) vstore(row + c, vmul(vload(row + c), inv));
+  }
+}
+
+template <class Tile>
+void unfused_values(const UnfusedArgs& a, int64_t tile_begin, int64_t tile_end) {
+  using Elem = typename Tile::Elem;
+  const auto* v = static_cast<const Elem*>(a.v_packed);
+  for (int64_t t = tile_begin; t < tile_end; ++t) {
+    float* o = a.o + t * R * a.dv_pad;
+    std::fill(o, o + R * a.dv_pad, 0.0f);
+    for (int64_t kb = 0; kb < a.lk_pad / KB; ++kb)
+      Tile::values(a.scores + t * R * a.lk_pad + kb * KB, a.lk_pad,
+                   v + kb * Tile::v_block_elems(a.dv_pad), a.dv_pad, o, nullptr, a.scratch);
+  }
+}
+
+template <class Tile>
+AttentionKernels make_kernels(const char* fused_name, const char* unfused_name) {
+  return AttentionKernels{fused_name,           unfused_name,          Tile::kFormat,
+                          &fused_block<Tile>,   &unfused_scores<Tile>, &unfused_softmax<Tile>,
+                          &unfused_values<Tile>};
+}
+
+}  // namespace dfss::kernels::DFSS_KERNEL_NS

@@ -1,0 +1,18 @@
+// Portable attention kernels: the shared body over plain-float 8-lane vectors.
+#include "kernels/attention/attention_common.h"
+
+#define DFSS_KERNEL_NS scalar
+#include "kernels/simd/vec_scalar-inl.h"
+// clang-format off
+#include "kernels/attention/attention-inl.h"
+// clang-format on
+
+namespace dfss::kernels {
+
+const AttentionKernels& attention_kernels_scalar() {
+  static const AttentionKernels kernels = scalar::make_kernels<scalar::F32Tile>(
+      "f32_attn_fused_r6k64__scalar", "f32_attn_unfused_r6k64__scalar");
+  return kernels;
+}
+
+}  // namespace dfss::kernels

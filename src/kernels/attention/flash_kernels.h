@@ -1,0 +1,81 @@
+// Interface between the attention ops layer (src/attention) and the per-ISA attention
+// kernels. Kernels never allocate, never thread and never fail: the ops layer packs the
+// operands into the layouts below, owns the scratch memory and splits the work.
+#pragma once
+
+#include <cstdint>
+
+#include "dfss/attention.h"
+
+namespace dfss::kernels {
+
+// Tile geometry shared by every ISA, so that the packed layouts do not depend on it.
+inline constexpr int kTileRows = 6;    // query rows per register tile
+inline constexpr int kKeyBlock = 64;   // keys per block
+inline constexpr int kValueAlign = 16; // value columns are padded to a multiple of this
+
+// How Q, K and V are packed for a kernel.
+//   f32:        Q tile [d][6] f32; K block [d][64] f32 (K transposed); V [Lk_pad][dv_pad] f32.
+//   bf16_pairs: Q tile [d2][6][2] bf16; K block [d2][64][2] bf16; V [Lk_pad/2][dv_pad][2]
+//               bf16, with d2 = ceil(d/2): consecutive pairs feed one vdpbf16ps lane.
+enum class PackFormat { f32, bf16_pairs };
+
+// One block of query rows of one (batch, head) against all of its keys.
+struct FlashBlockArgs {
+  const void* q_packed = nullptr;  // ceil(rows/6) tiles of the block, in pack format
+  int64_t rows = 0;                // query rows in the block
+  int64_t first_row = 0;           // query index of the block's first row
+  const void* k_packed = nullptr;  // Lk_pad/64 key blocks
+  const void* v_packed = nullptr;
+  const float* key_bias = nullptr;  // [Lk_pad]: additive mask, -inf for padded/invalid keys
+  int64_t lk = 0, lk_pad = 0, d = 0, dv_pad = 0;
+  float scale = 1.0f;
+  bool causal = false;
+  int64_t causal_offset = 0;  // row i sees keys j <= i + causal_offset (= Lk - Lq)
+  // Outputs: unnormalized accumulators [rows_pad][dv_pad], running max and sum [rows_pad].
+  float* o = nullptr;
+  float* row_max = nullptr;
+  float* row_sum = nullptr;
+  float* scratch = nullptr;  // >= kFlashScratchFloats floats, 64-byte aligned
+};
+inline constexpr int64_t kFlashScratchFloats = 4 * kTileRows * kKeyBlock;
+
+// The unfused path: S = scale*QKᵀ + bias, row softmax, then P·V, on a materialized
+// [rows_pad][lk_pad] score matrix.
+struct UnfusedArgs {
+  const void* q_packed = nullptr;  // ceil(rows/6) tiles
+  int64_t rows = 0;
+  int64_t first_row = 0;
+  const void* k_packed = nullptr;
+  const void* v_packed = nullptr;
+  const float* key_bias = nullptr;
+  int64_t lk = 0, lk_pad = 0, d = 0, dv_pad = 0;
+  float scale = 1.0f;
+  bool causal = false;
+  int64_t causal_offset = 0;
+  float* scores = nullptr;  // [rows_pad][lk_pad]; rows_pad = ceil(rows/6)*6
+  float* o = nullptr;       // [rows_pad][dv_pad], normalized output
+  float* scratch = nullptr;  // >= kFlashScratchFloats floats, 64-byte aligned
+};
+
+struct AttentionKernels {
+  const char* fused_name;
+  const char* unfused_name;
+  PackFormat format;
+  void (*fused_block)(const FlashBlockArgs& args);
+  // Unfused phases, each over a range of 6-row tiles [tile_begin, tile_end).
+  void (*unfused_scores)(const UnfusedArgs& args, int64_t tile_begin, int64_t tile_end);
+  void (*unfused_softmax)(const UnfusedArgs& args, int64_t tile_begin, int64_t tile_end);
+  void (*unfused_values)(const UnfusedArgs& args, int64_t tile_begin, int64_t tile_end);
+};
+
+// The kernels for an ISA (already resolved and supported) and input dtype.
+const AttentionKernels& attention_kernels(Isa isa, DType dtype);
+
+// Per-ISA tables, defined in attention_<isa>.cc.
+const AttentionKernels& attention_kernels_scalar();
+const AttentionKernels& attention_kernels_avx2();
+const AttentionKernels& attention_kernels_avx512();
+const AttentionKernels& attention_kernels_avx512bf16();
+
+}  // namespace dfss::kernels

@@ -1,0 +1,68 @@
+// Portable 8-lane "vector" of plain floats, so the scalar path runs the same kernel body
+// as the SIMD ones. The compiler may vectorize it with baseline SSE2.
+
+namespace dfss::kernels::DFSS_KERNEL_NS {
+
+inline constexpr int kLanes = 8;
+struct Reg {
+  float lane[kLanes];
+};
+
+inline Reg vzero() { return Reg{}; }
+inline Reg vset1(float x) {
+  Reg r;
+  for (float& v : r.lane) v = x;
+  return r;
+}
+inline Reg vload(const float* p) {
+  Reg r;
+  for (int i = 0; i < kLanes; ++i) r.lane[i] = p[i];
+  return r;
+}
+inline void vstore(float* p, const Reg& x) {
+  for (int i = 0; i < kLanes; ++i) p[i] = x.lane[i];
+}
+inline Reg vbroadcast(const float* p) { return vset1(*p); }
+inline Reg vfmadd(const Reg& a, const Reg& b, const Reg& c) {
+  Reg r;
+  for (int i = 0; i < kLanes; ++i) r.lane[i] = a.lane[i] * b.lane[i] + c.lane[i];
+  return r;
+}
+inline Reg vmul(const Reg& a, const Reg& b) {
+  Reg r;
+  for (int i = 0; i < kLanes; ++i) r.lane[i] = a.lane[i] * b.lane[i];
+  return r;
+}
+inline Reg vadd(const Reg& a, const Reg& b) {
+  Reg r;
+  for (int i = 0; i < kLanes; ++i) r.lane[i] = a.lane[i] + b.lane[i];
+  return r;
+}
+inline Reg vsub(const Reg& a, const Reg& b) {
+  Reg r;
+  for (int i = 0; i < kLanes; ++i) r.lane[i] = a.lane[i] - b.lane[i];
+  return r;
+}
+// Same NaN rule as vmaxps: the second operand wins unless the first is strictly greater.
+inline Reg vmax(const Reg& a, const Reg& b) {
+  Reg r;
+  for (int i = 0; i < kLanes; ++i) r.lane[i] = a.lane[i] > b.lane[i] ? a.lane[i] : b.lane[i];
+  return r;
+}
+inline float vreduce_max(const Reg& x) {
+  float m = x.lane[0];
+  for (int i = 1; i < kLanes; ++i) m = x.lane[i] > m ? x.lane[i] : m;
+  return m;
+}
+inline float vreduce_add(const Reg& x) {
+  float s = 0.0f;
+  for (float v : x.lane) s += v;
+  return s;
+}
+inline Reg vexp(const Reg& x) {
+  Reg r;
+  for (int i = 0; i < kLanes; ++i) r.lane[i] = std::exp(x.lane[i]);
+  return r;
+}
+
+}  // namespace dfss::kernels::DFSS_KERNEL_NS
