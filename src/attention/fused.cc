@@ -47,10 +47,11 @@ void run_fused(const AttentionProblem& p) {
     AlignedBuffer o = allocate_aligned(kBlockRows * g.dv_pad * 4);
     AlignedBuffer row_max = allocate_aligned(kBlockRows * 4);
     AlignedBuffer row_sum = allocate_aligned(kBlockRows * 4);
+    AlignedBuffer row_sum_lanes = allocate_aligned(kBlockRows * 16 * 4);
     AlignedBuffer scratch = allocate_aligned(kernels::kFlashScratchFloats * 4);
 
 #pragma omp for schedule(static)
-    for (int64_t b = 0; b < p.batch; ++b) build_key_bias(p, g, b, key_bias.get() + b * g.lk_pad);
+    for (int64_t b = 0; b < p.batch; ++b) build_key_bias_log2(p, g, b, key_bias.get() + b * g.lk_pad);
 
     for (int64_t group0 = 0; group0 < total_heads; group0 += group_heads) {
       const int64_t group_size = std::min(group_heads, total_heads - group0);
@@ -78,7 +79,7 @@ void run_fused(const AttentionProblem& p) {
         args.first_row = row0;
         args.k_packed = head_keys(slot);
         args.v_packed = head_values(slot);
-        args.key_bias = key_bias.get() + b * g.lk_pad;
+        args.key_bias_log2 = key_bias.get() + b * g.lk_pad;
         args.lk = keys_present(p, b);
         args.lk_pad = g.lk_pad;
         args.d = p.d;
@@ -89,6 +90,7 @@ void run_fused(const AttentionProblem& p) {
         args.o = o.get();
         args.row_max = row_max.get();
         args.row_sum = row_sum.get();
+        args.row_sum_lanes = row_sum_lanes.get();
         args.scratch = scratch.get();
         kernels.fused_block(args);
         store_rows(p, b, h, row0, rows, o.get(), g.dv_pad, row_sum.get());

@@ -107,13 +107,14 @@ void pack_queries(const AttentionProblem& p, const PackedGeometry& g, int64_t b,
   }
 }
 
-void build_key_bias(const AttentionProblem& p, const PackedGeometry& g, int64_t b, float* dst) {
+void build_key_bias_log2(const AttentionProblem& p, const PackedGeometry& g, int64_t b, float* dst) {
   const int64_t present = keys_present(p, b);
   for (int64_t j = 0; j < g.lk_pad; ++j) {
     if (j >= present) {
       dst[j] = -std::numeric_limits<float>::infinity();
     } else {
-      dst[j] = p.mask_additive ? p.mask_additive[b * p.mask_stride + j] : 0.0f;
+      // Softmax runs in log2 units: 2^(x·log2e) = e^x.
+      dst[j] = p.mask_additive ? p.mask_additive[b * p.mask_stride + j] * 1.44269504088896341f : 0.0f;
     }
   }
 }

@@ -34,7 +34,7 @@ void run_unfused(const AttentionProblem& p) {
   args.first_row = 0;
   args.k_packed = keys.get();
   args.v_packed = values.get();
-  args.key_bias = key_bias.get();
+  args.key_bias_log2 = key_bias.get();
   args.lk_pad = g.lk_pad;
   args.d = p.d;
   args.dv_pad = g.dv_pad;
@@ -53,7 +53,7 @@ void run_unfused(const AttentionProblem& p) {
       for (int64_t h = 0; h < p.heads; ++h) {
 #pragma omp single
         {
-          build_key_bias(p, g, b, key_bias.get());
+          build_key_bias_log2(p, g, b, key_bias.get());
           pack_keys(p, g, b, h, keys.get());
           pack_values(p, g, b, h, values.get());
           pack_queries(p, g, b, h, 0, p.lq, queries.get());

@@ -2,7 +2,7 @@
 // defines DFSS_KERNEL_NS, includes its vec_<isa>-inl.h and then this file, so every
 // helper here lives in that ISA's namespace and can never leak into another ISA's code.
 // Needs: Reg, kLanes, vzero, vset1, vload, vstore, vbroadcast, vfmadd, vmul, vadd, vsub,
-// vmax, vreduce_max, vreduce_add, vexp.
+// vmax, vreduce_max, vreduce_add, vallreduce_max, vfirst, vexp2.
 
 namespace dfss::kernels::DFSS_KERNEL_NS {
 
@@ -92,60 +92,63 @@ struct F32Tile {
   }
 };
 
-// One online-softmax step for the R rows of a score tile s[R][KB] (raw Q·Kᵀ): turns s into
-// p = exp(x - m_new) with x = scale*s + bias (keys at or past visible[r] masked), updates
-// the running max m and sum l, and returns in alpha the factor that rescales the rows'
-// previous accumulators.
-inline void online_softmax_tile(float* s, const float* bias, float scale,
-                                const int64_t* visible, float* m, float* l, float* alpha) {
-  const Reg scale_v = vset1(scale);
+// One online-softmax step for the R rows of a score tile s[R][KB] (raw Q·Kᵀ), in log2
+// units: x = scale_log2*s + bias_log2 (keys at or past visible[r] masked) and
+// p = 2^(x - m_new) overwrites s. Updates the running max m, the per-lane running sums
+// l_lanes[R][kLanes], and returns in alpha the factor that rescales the rows' previous
+// accumulators (exactly 1 when the max did not move, the common case).
+inline void online_softmax_tile(float* s, const float* bias_log2, float scale_log2,
+                                const int64_t* visible, float* m, float* l_lanes,
+                                float* alpha) {
+  constexpr int kVecs = KB / kLanes;
+  const Reg scale_v = vset1(scale_log2);
   for (int r = 0; r < R; ++r) {
     float* row = s + r * KB;
+    Reg x[kVecs];
     Reg row_max = vset1(kNegInf);
-    for (int c = 0; c < KB; c += kLanes) {
-      const Reg x = vfmadd(vload(row + c), scale_v, vload(bias + c));
-      vstore(row + c, x);
-      row_max = vmax(row_max, x);
+    for (int c = 0; c < kVecs; ++c) {
+      x[c] = vfmadd(vload(row + c * kLanes), scale_v, vload(bias_log2 + c * kLanes));
+      row_max = vmax(row_max, x[c]);
     }
-    float block_max = vreduce_max(row_max);
-    if (visible[r] < KB) {  // causal diagonal: rare, so scalar
+    if (visible[r] < KB) {  // causal diagonal: rare, so through memory
+      for (int c = 0; c < kVecs; ++c) vstore(row + c * kLanes, x[c]);
       for (int64_t j = visible[r]; j < KB; ++j) row[j] = kNegInf;
-      block_max = kNegInf;
-      for (int64_t j = 0; j < visible[r]; ++j) block_max = row[j] > block_max ? row[j] : block_max;
+      row_max = vset1(kNegInf);
+      for (int c = 0; c < kVecs; ++c) {
+        x[c] = vload(row + c * kLanes);
+        row_max = vmax(row_max, x[c]);
+      }
     }
-    const float m_new = block_max > m[r] ? block_max : m[r];
-    // With every score so far -inf, shift by 0 so that exp(-inf) = 0 and NaN stays NaN.
+    const float block_max = vfirst(vallreduce_max(row_max));
+    const float m_old = m[r];
+    const float m_new = block_max > m_old ? block_max : m_old;
+    // With every score so far -inf, shift by 0 so that 2^-inf = 0 and NaN stays NaN.
     const float shift = m_new == kNegInf ? 0.0f : m_new;
-    alpha[r] = std::exp(m[r] - shift);
+    alpha[r] = m_new == m_old ? 1.0f : std::exp2(m_old - shift);
     const Reg shift_v = vset1(shift);
     Reg sum = vzero();
-    for (int c = 0; c < KB; c += kLanes) {
-      const Reg p = vexp(vsub(vload(row + c), shift_v));
-      vstore(row + c, p);
+    for (int c = 0; c < kVecs; ++c) {
+      const Reg p = vexp2(vsub(x[c], shift_v));
+      vstore(row + c * kLanes, p);
       sum = vadd(sum, p);
     }
-    l[r] = l[r] * alpha[r] + vreduce_add(sum);
+    float* l = l_lanes + r * kLanes;
+    vstore(l, vfmadd(vload(l), vset1(alpha[r]), sum));
     m[r] = m_new;
   }
 }
 
+inline constexpr float kLog2e = 1.44269504088896341f;
+
+// Streams the key blocks [0, key_blocks) past every 6-row tile of the query block.
 template <class Tile>
-void fused_block(const FlashBlockArgs& a) {
+void fused_key_blocks(const FlashBlockArgs& a, int64_t tiles, int64_t last_row,
+                      int64_t key_blocks) {
   using Elem = typename Tile::Elem;
-  const int64_t tiles = (a.rows + R - 1) / R;
-  const int64_t rows_pad = tiles * R;
-  for (int64_t i = 0; i < rows_pad; ++i) {
-    a.row_max[i] = kNegInf;
-    a.row_sum[i] = 0.0f;
-  }
-  std::fill(a.o, a.o + rows_pad * a.dv_pad, 0.0f);
-  const int64_t last_row = a.first_row + a.rows - 1;
-  const int64_t key_end = a.causal ? std::min(a.lk, last_row + a.causal_offset + 1) : a.lk;
-  if (key_end <= 0) return;
-  const int64_t key_blocks = (key_end + KB - 1) / KB;
   const auto* q = static_cast<const Elem*>(a.q_packed);
   const auto* k = static_cast<const Elem*>(a.k_packed);
   const auto* v = static_cast<const Elem*>(a.v_packed);
+  const float scale_log2 = a.scale * kLog2e;
   float* s = a.scratch;
   float* tile_scratch = a.scratch + R * KB;
   float alpha[R];
@@ -163,12 +166,25 @@ void fused_block(const FlashBlockArgs& a) {
         std::fill(visible, visible + R, int64_t{KB});
       }
       Tile::scores(q + t * Tile::q_tile_elems(a.d), k + kb * Tile::k_block_elems(a.d), a.d, s, KB);
-      online_softmax_tile(s, a.key_bias + key0, a.scale, visible, a.row_max + t * R,
-                          a.row_sum + t * R, alpha);
+      online_softmax_tile(s, a.key_bias_log2 + key0, scale_log2, visible, a.row_max + t * R,
+                          a.row_sum_lanes + t * R * kLanes, alpha);
       Tile::values(s, KB, v + kb * Tile::v_block_elems(a.dv_pad), a.dv_pad,
                    a.o + t * R * a.dv_pad, alpha, tile_scratch);
     }
   }
+}
+
+template <class Tile>
+void fused_block(const FlashBlockArgs& a) {
+  const int64_t tiles = (a.rows + R - 1) / R;
+  const int64_t rows_pad = tiles * R;
+  std::fill(a.row_max, a.row_max + rows_pad, kNegInf);
+  std::fill(a.row_sum_lanes, a.row_sum_lanes + rows_pad * kLanes, 0.0f);
+  std::fill(a.o, a.o + rows_pad * a.dv_pad, 0.0f);
+  const int64_t last_row = a.first_row + a.rows - 1;
+  const int64_t key_end = a.causal ? std::min(a.lk, last_row + a.causal_offset + 1) : a.lk;
+  if (key_end > 0) fused_key_blocks<Tile>(a, tiles, last_row, (key_end + KB - 1) / KB);
+  for (int64_t i = 0; i < rows_pad; ++i) a.row_sum[i] = vreduce_add(vload(a.row_sum_lanes + i * kLanes));
 }
 
 template <class Tile>
@@ -185,12 +201,12 @@ void unfused_scores(const UnfusedArgs& a, int64_t tile_begin, int64_t tile_end) 
 // Row softmax over the whole materialized score row, normalized in place.
 template <class Tile>
 void unfused_softmax(const UnfusedArgs& a, int64_t tile_begin, int64_t tile_end) {
-  const Reg scale_v = vset1(a.scale);
+  const Reg scale_v = vset1(a.scale * kLog2e);
   for (int64_t i = tile_begin * R; i < tile_end * R; ++i) {
     float* row = a.scores + i * a.lk_pad;
     Reg row_max = vset1(kNegInf);
     for (int64_t c = 0; c < a.lk_pad; c += kLanes) {
-      const Reg x = vfmadd(vload(row + c), scale_v, vload(a.key_bias + c));
+      const Reg x = vfmadd(vload(row + c), scale_v, vload(a.key_bias_log2 + c));
       vstore(row + c, x);
       row_max = vmax(row_max, x);
     }
@@ -206,7 +222,7 @@ void unfused_softmax(const UnfusedArgs& a, int64_t tile_begin, int64_t tile_end)
     const Reg shift_v = vset1(max == kNegInf ? 0.0f : max);
     Reg sum_v = vzero();
     for (int64_t c = 0; c < a.lk_pad; c += kLanes) {
-      const Reg p = vexp(vsub(vload(row + c), shift_v));
+      const Reg p = vexp2(vsub(vload(row + c), shift_v));
       vstore(row + c, p);
       sum_v = vadd(sum_v, p);
     }

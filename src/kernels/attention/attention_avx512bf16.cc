@@ -25,8 +25,8 @@ inline __m512bh broadcast_pair(const uint16_t* p) {
   return reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(pair)));
 }
 
-// acc[R][4] over the 64 keys of a block: one dot product of 2 d-elements per lane.
-inline void qk_tile_bf16(const uint16_t* q_tile, const uint16_t* k_block, int64_t d,
+// acc[R][4] over 64 keys of a block: one dot product of 2 d-elements per lane.
+inline void qk_tile_bf16(const uint16_t* q_tile, const uint16_t* k_cols, int64_t d,
                          float* s, int64_t s_stride) {
   __m512 acc[R][4];
   for (int r = 0; r < R; ++r)
@@ -34,7 +34,7 @@ inline void qk_tile_bf16(const uint16_t* q_tile, const uint16_t* k_block, int64_
   const int64_t pairs = (d + 1) / 2;
   for (int64_t k2 = 0; k2 < pairs; ++k2) {
     __m512bh key[4];
-    for (int c = 0; c < 4; ++c) key[c] = load_pairs(k_block + (k2 * KB + c * 16) * 2);
+    for (int c = 0; c < 4; ++c) key[c] = load_pairs(k_cols + (k2 * KB + c * 16) * 2);
     for (int r = 0; r < R; ++r) {
       const __m512bh q = broadcast_pair(q_tile + (k2 * R + r) * 2);
       for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], q, key[c]);
@@ -74,7 +74,7 @@ struct Bf16PairTile {
 
   static void scores(const uint16_t* q_tile, const uint16_t* k_block, int64_t d, float* s,
                      int64_t s_stride) {
-    qk_tile_bf16(q_tile, k_block, d, s, s_stride);
+    for (int col = 0; col < KB; col += 64) qk_tile_bf16(q_tile, k_block + col * 2, d, s + col, s_stride);
   }
   // p (fp32, [R][p_stride]) is rounded to bf16 into scratch, then multiplied with V.
   static void values(const float* p, int64_t p_stride, const uint16_t* v_block, int64_t dv_pad,

@@ -11,7 +11,7 @@ namespace dfss::kernels {
 
 // Tile geometry shared by every ISA, so that the packed layouts do not depend on it.
 inline constexpr int kTileRows = 6;    // query rows per register tile
-inline constexpr int kKeyBlock = 64;   // keys per block
+inline constexpr int kKeyBlock = 128;  // keys per block
 inline constexpr int kValueAlign = 16; // value columns are padded to a multiple of this
 
 // How Q, K and V are packed for a kernel.
@@ -27,15 +27,18 @@ struct FlashBlockArgs {
   int64_t first_row = 0;           // query index of the block's first row
   const void* k_packed = nullptr;  // Lk_pad/64 key blocks
   const void* v_packed = nullptr;
-  const float* key_bias = nullptr;  // [Lk_pad]: additive mask, -inf for padded/invalid keys
+  // [Lk_pad]: additive mask times log2(e) (softmax runs in log2 units), -inf for absent keys.
+  const float* key_bias_log2 = nullptr;
   int64_t lk = 0, lk_pad = 0, d = 0, dv_pad = 0;
   float scale = 1.0f;
   bool causal = false;
   int64_t causal_offset = 0;  // row i sees keys j <= i + causal_offset (= Lk - Lq)
-  // Outputs: unnormalized accumulators [rows_pad][dv_pad], running max and sum [rows_pad].
+  // Outputs: unnormalized accumulators o [rows_pad][dv_pad] and row sums [rows_pad].
   float* o = nullptr;
-  float* row_max = nullptr;
   float* row_sum = nullptr;
+  // Workspace: running max [rows_pad], per-lane partial sums [rows_pad][16].
+  float* row_max = nullptr;
+  float* row_sum_lanes = nullptr;
   float* scratch = nullptr;  // >= kFlashScratchFloats floats, 64-byte aligned
 };
 inline constexpr int64_t kFlashScratchFloats = 4 * kTileRows * kKeyBlock;
@@ -48,7 +51,7 @@ struct UnfusedArgs {
   int64_t first_row = 0;
   const void* k_packed = nullptr;
   const void* v_packed = nullptr;
-  const float* key_bias = nullptr;
+  const float* key_bias_log2 = nullptr;
   int64_t lk = 0, lk_pad = 0, d = 0, dv_pad = 0;
   float scale = 1.0f;
   bool causal = false;

@@ -31,29 +31,32 @@ inline float vreduce_add(Reg x) {
   return _mm_cvtss_f32(s);
 }
 
-// exp(x) to ~2 ulp for x <= 0; exp(-inf) = 0 exactly, NaN stays NaN.
+// 2^x for x <= 0 (softmax arguments in log2 units); 2^-inf = 0 exactly, NaN stays NaN.
 // 2^n is built in the exponent field, so n is clamped to the normal range and results
-// below exp(-87) are flushed to 0 by a compare.
-inline Reg vexp(Reg x) {
-  const Reg too_small = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_LT_OQ);
-  x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);  // keeps NaN
-  x = _mm256_min_ps(_mm256_set1_ps(88.0f), x);
-  const Reg n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  Reg r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  Reg poly = _mm256_set1_ps(1.0f / 720);
-  poly = _mm256_fmadd_ps(poly, r, _mm256_set1_ps(1.0f / 120));
-  poly = _mm256_fmadd_ps(poly, r, _mm256_set1_ps(1.0f / 24));
-  poly = _mm256_fmadd_ps(poly, r, _mm256_set1_ps(1.0f / 6));
-  poly = _mm256_fmadd_ps(poly, r, _mm256_set1_ps(0.5f));
-  poly = _mm256_fmadd_ps(poly, r, _mm256_set1_ps(1.0f));
-  poly = _mm256_fmadd_ps(poly, r, _mm256_set1_ps(1.0f));
-  // n in [-126, 127]: (n + 127) << 23 is the bit pattern of 2^n.
-  const __m256i bits = _mm256_slli_epi32(
-      _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  const Reg result = _mm256_mul_ps(poly, _mm256_castsi256_ps(bits));
-  return _mm256_andnot_ps(too_small, result);
+// below 2^-126 are flushed to 0 by a compare.
+inline Reg vexp2(Reg x) {
+  const Reg too_small = _mm256_cmp_ps(x, _mm256_set1_ps(-126.0f), _CMP_LT_OQ);
+  x = _mm256_max_ps(_mm256_set1_ps(-126.0f), x);  // keeps NaN
+  const Reg n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const Reg f = _mm256_sub_ps(x, n);
+  Reg poly = _mm256_set1_ps(1.5403530e-4f);
+  poly = _mm256_fmadd_ps(poly, f, _mm256_set1_ps(1.3333558e-3f));
+  poly = _mm256_fmadd_ps(poly, f, _mm256_set1_ps(9.6181291e-3f));
+  poly = _mm256_fmadd_ps(poly, f, _mm256_set1_ps(5.5504109e-2f));
+  poly = _mm256_fmadd_ps(poly, f, _mm256_set1_ps(2.4022651e-1f));
+  poly = _mm256_fmadd_ps(poly, f, _mm256_set1_ps(6.9314718e-1f));
+  poly = _mm256_fmadd_ps(poly, f, _mm256_set1_ps(1.0f));
+  const __m256i bits =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(too_small, _mm256_mul_ps(poly, _mm256_castsi256_ps(bits)));
 }
+
+// Maximum of all lanes, broadcast to every lane.
+inline Reg vallreduce_max(Reg x) {
+  x = _mm256_max_ps(x, _mm256_permute2f128_ps(x, x, 0x01));
+  x = _mm256_max_ps(x, _mm256_permute_ps(x, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm256_max_ps(x, _mm256_permute_ps(x, _MM_SHUFFLE(2, 3, 0, 1)));
+}
+inline float vfirst(Reg x) { return _mm256_cvtss_f32(x); }
 
 }  // namespace dfss::kernels::DFSS_KERNEL_NS

@@ -21,24 +21,30 @@ inline Reg vmax(Reg a, Reg b) { return _mm512_max_ps(a, b); }
 inline float vreduce_max(Reg x) { return _mm512_reduce_max_ps(x); }
 inline float vreduce_add(Reg x) { return _mm512_reduce_add_ps(x); }
 
-// exp(x) to ~2 ulp for x <= 0; exp(-inf) = 0 exactly, NaN stays NaN.
-// x = n*ln2 + r with |r| <= ln2/2, exp(r) by a degree-6 Taylor polynomial, 2^n by vscalefps,
-// which also underflows cleanly to 0 for the clamped -inf.
-inline Reg vexp(Reg x) {
-  x = _mm512_max_ps(_mm512_set1_ps(-110.0f), x);  // keeps NaN; 2^-158 rounds to 0
-  x = _mm512_min_ps(_mm512_set1_ps(88.0f), x);
-  const Reg n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  Reg r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  Reg poly = _mm512_set1_ps(1.0f / 720);
-  poly = _mm512_fmadd_ps(poly, r, _mm512_set1_ps(1.0f / 120));
-  poly = _mm512_fmadd_ps(poly, r, _mm512_set1_ps(1.0f / 24));
-  poly = _mm512_fmadd_ps(poly, r, _mm512_set1_ps(1.0f / 6));
-  poly = _mm512_fmadd_ps(poly, r, _mm512_set1_ps(0.5f));
-  poly = _mm512_fmadd_ps(poly, r, _mm512_set1_ps(1.0f));
-  poly = _mm512_fmadd_ps(poly, r, _mm512_set1_ps(1.0f));
+// 2^x for x <= 0 (softmax arguments in log2 units); 2^-inf = 0 exactly, NaN stays NaN.
+// x = n + f with |f| <= 1/2, 2^f by a degree-6 polynomial (relative error < 2e-7), 2^n by
+// vscalefps.
+inline Reg vexp2(Reg x) {
+  x = _mm512_max_ps(_mm512_set1_ps(-160.0f), x);  // keeps NaN; 2^-160 rounds to 0
+  const Reg n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const Reg f = _mm512_sub_ps(x, n);
+  Reg poly = _mm512_set1_ps(1.5403530e-4f);
+  poly = _mm512_fmadd_ps(poly, f, _mm512_set1_ps(1.3333558e-3f));
+  poly = _mm512_fmadd_ps(poly, f, _mm512_set1_ps(9.6181291e-3f));
+  poly = _mm512_fmadd_ps(poly, f, _mm512_set1_ps(5.5504109e-2f));
+  poly = _mm512_fmadd_ps(poly, f, _mm512_set1_ps(2.4022651e-1f));
+  poly = _mm512_fmadd_ps(poly, f, _mm512_set1_ps(6.9314718e-1f));
+  poly = _mm512_fmadd_ps(poly, f, _mm512_set1_ps(1.0f));
   return _mm512_scalef_ps(poly, n);
 }
+
+// Maximum of all lanes, broadcast to every lane.
+inline Reg vallreduce_max(Reg x) {
+  x = _mm512_max_ps(x, _mm512_shuffle_f32x4(x, x, _MM_SHUFFLE(1, 0, 3, 2)));
+  x = _mm512_max_ps(x, _mm512_shuffle_f32x4(x, x, _MM_SHUFFLE(2, 3, 0, 1)));
+  x = _mm512_max_ps(x, _mm512_permute_ps(x, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm512_max_ps(x, _mm512_permute_ps(x, _MM_SHUFFLE(2, 3, 0, 1)));
+}
+inline float vfirst(Reg x) { return _mm512_cvtss_f32(x); }
 
 }  // namespace dfss::kernels::DFSS_KERNEL_NS

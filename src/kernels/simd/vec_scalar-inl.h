@@ -59,10 +59,12 @@ inline float vreduce_add(const Reg& x) {
   for (float v : x.lane) s += v;
   return s;
 }
-inline Reg vexp(const Reg& x) {
+inline Reg vexp2(const Reg& x) {
   Reg r;
-  for (int i = 0; i < kLanes; ++i) r.lane[i] = std::exp(x.lane[i]);
+  for (int i = 0; i < kLanes; ++i) r.lane[i] = std::exp2(x.lane[i]);
   return r;
 }
+inline Reg vallreduce_max(const Reg& x) { return vset1(vreduce_max(x)); }
+inline float vfirst(const Reg& x) { return x.lane[0]; }
 
 }  // namespace dfss::kernels::DFSS_KERNEL_NS
