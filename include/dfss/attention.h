@@ -36,6 +36,29 @@ enum class AttentionImpl {
 };
 
 const char* impl_name(AttentionImpl impl);
+
+// Dynamic N:M fine-grained structured sparsity of the attention scores (DFSS). Along the
+// key axis, aligned groups of M consecutive columns start at column 0; in each group only
+// the N largest scores s = scale*q·k + mask survive (signed value; ties go to the lower
+// column; NaN ranks above everything, so it is kept and makes its row NaN). A partial last
+// group behaves as if padded with -inf columns. Masked scores are -inf before selection,
+// so a masked score is kept only where its group has fewer than N unmasked ones, and then
+// carries no weight. Softmax and the value product run over the kept entries only.
+// Selection compares fp32 scores: the dot product accumulated in key-dimension order with
+// fused multiply-adds, then fma(dot, scale, mask), in every implementation and ISA, so the
+// kept set does not depend on them (bf16 inputs: per kernel, within rounding).
+// n = m = 0 means dense attention.
+struct SparsityPattern {
+  int n = 0;
+  int m = 0;
+
+  bool dense() const { return m == 0; }
+  std::string to_string() const;  // "dense" or "N:M"
+};
+
+// Parses "dense" or "N:M" with 1 <= N < M <= 8; throws InvalidArgument naming
+// `argument_name` and the accepted forms otherwise.
+SparsityPattern parse_pattern(const std::string& text, const std::string& argument_name);
 // Parses "reference", "unfused", "fused"; throws InvalidArgument naming `argument_name`.
 AttentionImpl parse_impl(const std::string& text, const std::string& argument_name);
 
@@ -55,13 +78,15 @@ struct AttentionOptions {
   int threads = 0;      // 0: OpenMP's default; otherwise exactly this many
   AttentionImpl impl = AttentionImpl::fused;
   Isa isa = Isa::automatic;  // kernels to use for unfused and fused
+  SparsityPattern pattern;   // dense by default
 };
 
 void attention(const ConstTensorView& q, const ConstTensorView& k, const ConstTensorView& v,
                const TensorView& out, const AttentionOptions& options = {});
 
 // Name of the kernel `attention` would run for these settings, e.g.
-// "f32_attn_fused_q6k64__avx512" (for `dfss info` and benchmarks).
-std::string attention_kernel_name(AttentionImpl impl, DType dtype, Isa isa = Isa::automatic);
+// "f32_attn_fused_r6k128__avx512" (for `dfss info` and benchmarks).
+std::string attention_kernel_name(AttentionImpl impl, DType dtype, Isa isa = Isa::automatic,
+                                  SparsityPattern pattern = {});
 
 }  // namespace dfss

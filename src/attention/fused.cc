@@ -1,6 +1,8 @@
 // Fused (flash-style) attention: blocks of query rows stream over blocks of keys with an
 // online softmax; no Lq x Lk matrix exists. K and V are packed once per (batch, head),
 // a group of heads at a time, so scratch memory stays bounded for any sequence length.
+// With an N:M pattern the same driver runs the sparse kernel (pruning in the Q·Kᵀ
+// epilogue, exp and P·V on the kept entries only).
 #include <omp.h>
 
 #include <algorithm>
@@ -15,8 +17,8 @@ namespace {
 
 using kernels::kTileRows;
 
-// Query rows per task: 8 register tiles, so a 64-key block of K and V is reused by 48
-// rows while it is in L1/L2.
+// Query rows per task: 8 register tiles, so a block of K and V is reused by 48 rows while
+// it is in L1/L2.
 constexpr int64_t kBlockRows = 8 * kTileRows;
 // Packed K and V of one head group stay within this many bytes.
 constexpr int64_t kGroupBytes = 32 << 20;
@@ -26,7 +28,9 @@ constexpr int64_t kGroupBytes = 32 << 20;
 void run_fused(const AttentionProblem& p) {
   if (p.batch == 0 || p.heads == 0 || p.lq == 0) return;
   if (p.lk == 0) return store_zeros(p);
-  const kernels::AttentionKernels& kernels = kernels::attention_kernels(p.isa, p.dtype);
+  const bool sparse = !p.pattern.dense();
+  const kernels::AttentionKernels& kernels = kernels::attention_kernels(p.isa, p.dtype, sparse);
+  const auto block_kernel = sparse ? kernels.sparse_fused_block : kernels.fused_block;
   const PackedGeometry g = packed_geometry(p, kernels.format);
   const int64_t head_bytes = (g.k_elems + g.v_elems) * g.elem_bytes;
   const int64_t total_heads = p.batch * p.heads;
@@ -35,6 +39,7 @@ void run_fused(const AttentionProblem& p) {
 
   AlignedBuffer packed = allocate_aligned(group_heads * head_bytes);
   AlignedBuffer key_bias = allocate_aligned(p.batch * g.lk_pad * 4);
+  AlignedBuffer key_bias_log2 = allocate_aligned(p.batch * g.lk_pad * 4);
   auto head_keys = [&](int64_t slot) {
     return reinterpret_cast<char*>(packed.get()) + slot * head_bytes;
   };
@@ -51,7 +56,8 @@ void run_fused(const AttentionProblem& p) {
     AlignedBuffer scratch = allocate_aligned(kernels::kFlashScratchFloats * 4);
 
 #pragma omp for schedule(static)
-    for (int64_t b = 0; b < p.batch; ++b) build_key_bias_log2(p, g, b, key_bias.get() + b * g.lk_pad);
+    for (int64_t b = 0; b < p.batch; ++b)
+      build_key_bias(p, g, b, key_bias.get() + b * g.lk_pad, key_bias_log2.get() + b * g.lk_pad);
 
     for (int64_t group0 = 0; group0 < total_heads; group0 += group_heads) {
       const int64_t group_size = std::min(group_heads, total_heads - group0);
@@ -79,7 +85,8 @@ void run_fused(const AttentionProblem& p) {
         args.first_row = row0;
         args.k_packed = head_keys(slot);
         args.v_packed = head_values(slot);
-        args.key_bias_log2 = key_bias.get() + b * g.lk_pad;
+        args.key_bias = key_bias.get() + b * g.lk_pad;
+        args.key_bias_log2 = key_bias_log2.get() + b * g.lk_pad;
         args.lk = keys_present(p, b);
         args.lk_pad = g.lk_pad;
         args.d = p.d;
@@ -87,12 +94,14 @@ void run_fused(const AttentionProblem& p) {
         args.scale = p.scale;
         args.causal = p.causal;
         args.causal_offset = p.lk - p.lq;
+        args.pattern_n = p.pattern.n;
+        args.pattern_m = p.pattern.m;
         args.o = o.get();
         args.row_max = row_max.get();
         args.row_sum = row_sum.get();
         args.row_sum_lanes = row_sum_lanes.get();
         args.scratch = scratch.get();
-        kernels.fused_block(args);
+        block_kernel(args);
         store_rows(p, b, h, row0, rows, o.get(), g.dv_pad, row_sum.get());
       }
     }

@@ -33,7 +33,7 @@ PackedGeometry packed_geometry(const AttentionProblem& problem, PackFormat forma
   g.dv_pad = round_up(problem.dv, kernels::kValueAlign);
   const int64_t d_packed = format == PackFormat::f32 ? problem.d : round_up(problem.d, 2);
   g.k_elems = g.lk_pad * d_packed;
-  g.v_elems = g.lk_pad * g.dv_pad;
+  g.v_elems = (g.lk_pad + 1) * g.dv_pad;  // + a zero row
   g.q_tile_elems = d_packed * kTileRows;
   g.elem_bytes = format == PackFormat::f32 ? 4 : 2;
   return g;
@@ -107,15 +107,17 @@ void pack_queries(const AttentionProblem& p, const PackedGeometry& g, int64_t b,
   }
 }
 
-void build_key_bias_log2(const AttentionProblem& p, const PackedGeometry& g, int64_t b, float* dst) {
+void build_key_bias(const AttentionProblem& p, const PackedGeometry& g, int64_t b, float* bias,
+                    float* bias_log2) {
   const int64_t present = keys_present(p, b);
   for (int64_t j = 0; j < g.lk_pad; ++j) {
     if (j >= present) {
-      dst[j] = -std::numeric_limits<float>::infinity();
+      bias[j] = -std::numeric_limits<float>::infinity();
     } else {
-      // Softmax runs in log2 units: 2^(x·log2e) = e^x.
-      dst[j] = p.mask_additive ? p.mask_additive[b * p.mask_stride + j] * 1.44269504088896341f : 0.0f;
+      bias[j] = p.mask_additive ? p.mask_additive[b * p.mask_stride + j] : 0.0f;
     }
+    // Softmax runs in log2 units: 2^(x·log2e) = e^x.
+    bias_log2[j] = bias[j] * 1.44269504088896341f;
   }
 }
 

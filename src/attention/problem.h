@@ -21,6 +21,7 @@ struct AttentionProblem {
   const int64_t* valid_lengths = nullptr;  // [B] or null
   int threads = 1;                         // resolved, >= 1
   Isa isa = Isa::scalar;                   // resolved, supported by this CPU
+  SparsityPattern pattern;                 // dense, or N:M with 1 <= N < M <= 8
 
   // Index of the last key query row i may see under the causal rule (may be < 0).
   int64_t causal_last_key(int64_t i) const { return i + lk - lq; }

@@ -1,31 +1,42 @@
 // Unfused attention, the shape of the usual baseline (bmm -> softmax -> bmm): per (batch,
-// head) the whole Lq x Lk score matrix is materialized, then normalized, then multiplied
-// by V. Heads run one after another; each phase is split over the threads by row tiles.
+// head) the whole score matrix is materialized, then normalized, then multiplied by V.
+// With an N:M pattern the score GEMM prunes in its epilogue and the matrix is stored
+// compressed (kept values and their columns), as the DFSS reference does.
+// Heads run one after another; each phase is split over the threads by row tiles.
+#include "attention/unfused.h"
+
 #include <omp.h>
 
 #include <algorithm>
 
 #include "attention/packing.h"
 #include "attention/problem.h"
-#include "kernels/attention/flash_kernels.h"
 
 namespace dfss::detail {
 
 using kernels::kTileRows;
 
-void run_unfused(const AttentionProblem& p) {
-  if (p.batch == 0 || p.heads == 0 || p.lq == 0) return;
-  if (p.lk == 0) return store_zeros(p);
-  const kernels::AttentionKernels& kernels = kernels::attention_kernels(p.isa, p.dtype);
+int64_t compressed_row_stride(const SparsityPattern& pattern, int64_t lk_pad) {
+  const int64_t span = kernels::sparse_span_keys(pattern.m);
+  return (lk_pad + span - 1) / span * (span / pattern.m * pattern.n);
+}
+
+void run_unfused_heads(const AttentionProblem& p, const HeadVisitor& visit_head) {
+  const bool sparse = !p.pattern.dense();
+  const kernels::AttentionKernels& kernels = kernels::attention_kernels(p.isa, p.dtype, sparse);
   const PackedGeometry g = packed_geometry(p, kernels.format);
   const int64_t tiles = (p.lq + kTileRows - 1) / kTileRows;
   const int64_t rows_pad = tiles * kTileRows;
+  const int64_t kept_stride = sparse ? compressed_row_stride(p.pattern, g.lk_pad) : 0;
 
   AlignedBuffer keys = allocate_aligned(g.k_elems * g.elem_bytes);
   AlignedBuffer values = allocate_aligned(g.v_elems * g.elem_bytes);
   AlignedBuffer queries = allocate_aligned(tiles * g.q_tile_elems * g.elem_bytes);
   AlignedBuffer key_bias = allocate_aligned(g.lk_pad * 4);
-  AlignedBuffer scores = allocate_aligned(rows_pad * g.lk_pad * 4);
+  AlignedBuffer key_bias_log2 = allocate_aligned(g.lk_pad * 4);
+  AlignedBuffer scores = allocate_aligned(sparse ? 64 : rows_pad * g.lk_pad * 4);
+  AlignedBuffer kept_values = allocate_aligned(rows_pad * kept_stride * 4);
+  AlignedBuffer kept_columns = allocate_aligned(rows_pad * kept_stride * 4);
   AlignedBuffer o = allocate_aligned(rows_pad * g.dv_pad * 4);
 
   kernels::UnfusedArgs args;
@@ -34,15 +45,24 @@ void run_unfused(const AttentionProblem& p) {
   args.first_row = 0;
   args.k_packed = keys.get();
   args.v_packed = values.get();
-  args.key_bias_log2 = key_bias.get();
+  args.key_bias = key_bias.get();
+  args.key_bias_log2 = key_bias_log2.get();
   args.lk_pad = g.lk_pad;
   args.d = p.d;
   args.dv_pad = g.dv_pad;
   args.scale = p.scale;
   args.causal = p.causal;
   args.causal_offset = p.lk - p.lq;
+  args.pattern_n = p.pattern.n;
+  args.pattern_m = p.pattern.m;
   args.scores = scores.get();
+  args.kept_values = kept_values.get();
+  args.kept_columns = reinterpret_cast<int32_t*>(kept_columns.get());
+  args.kept_stride = kept_stride;
   args.o = o.get();
+  const auto score_phase = sparse ? kernels.sparse_unfused_scores : kernels.unfused_scores;
+  const auto softmax_phase = sparse ? kernels.sparse_unfused_softmax : kernels.unfused_softmax;
+  const auto value_phase = sparse ? kernels.sparse_unfused_values : kernels.unfused_values;
 
 #pragma omp parallel num_threads(p.threads)
   {
@@ -53,19 +73,24 @@ void run_unfused(const AttentionProblem& p) {
       for (int64_t h = 0; h < p.heads; ++h) {
 #pragma omp single
         {
-          build_key_bias_log2(p, g, b, key_bias.get());
+          build_key_bias(p, g, b, key_bias.get(), key_bias_log2.get());
           pack_keys(p, g, b, h, keys.get());
           pack_values(p, g, b, h, values.get());
           pack_queries(p, g, b, h, 0, p.lq, queries.get());
         }
         local.lk = keys_present(p, b);
 #pragma omp for schedule(static)
-        for (int64_t t = 0; t < tiles; ++t) kernels.unfused_scores(local, t, t + 1);
+        for (int64_t t = 0; t < tiles; ++t) score_phase(local, t, t + 1);
+        if (visit_head.compressed) {
+#pragma omp single
+          visit_head.compressed(b, h, local);
+          continue;
+        }
 #pragma omp for schedule(static)
-        for (int64_t t = 0; t < tiles; ++t) kernels.unfused_softmax(local, t, t + 1);
+        for (int64_t t = 0; t < tiles; ++t) softmax_phase(local, t, t + 1);
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < tiles; ++t) {
-          kernels.unfused_values(local, t, t + 1);
+          value_phase(local, t, t + 1);
           const int64_t row0 = t * kTileRows;
           store_rows(p, b, h, row0, std::min<int64_t>(kTileRows, p.lq - row0),
                      o.get() + row0 * g.dv_pad, g.dv_pad, nullptr);
@@ -73,6 +98,12 @@ void run_unfused(const AttentionProblem& p) {
       }
     }
   }
+}
+
+void run_unfused(const AttentionProblem& p) {
+  if (p.batch == 0 || p.heads == 0 || p.lq == 0) return;
+  if (p.lk == 0) return store_zeros(p);
+  run_unfused_heads(p, HeadVisitor{});
 }
 
 }  // namespace dfss::detail

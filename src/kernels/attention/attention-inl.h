@@ -247,9 +247,15 @@ void unfused_values(const UnfusedArgs& a, int64_t tile_begin, int64_t tile_end) 
 
 template <class Tile>
 AttentionKernels make_kernels(const char* fused_name, const char* unfused_name) {
-  return AttentionKernels{fused_name,           unfused_name,          Tile::kFormat,
-                          &fused_block<Tile>,   &unfused_scores<Tile>, &unfused_softmax<Tile>,
-                          &unfused_values<Tile>};
+  AttentionKernels kernels{};
+  kernels.fused_name = fused_name;
+  kernels.unfused_name = unfused_name;
+  kernels.format = Tile::kFormat;
+  kernels.fused_block = &fused_block<Tile>;
+  kernels.unfused_scores = &unfused_scores<Tile>;
+  kernels.unfused_softmax = &unfused_softmax<Tile>;
+  kernels.unfused_values = &unfused_values<Tile>;
+  return kernels;
 }
 
 }  // namespace dfss::kernels::DFSS_KERNEL_NS

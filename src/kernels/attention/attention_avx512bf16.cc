@@ -99,8 +99,8 @@ namespace dfss::kernels {
 
 const AttentionKernels& attention_kernels_avx512bf16() {
   static const AttentionKernels kernels =
-      avx512bf16::make_kernels<avx512bf16::Bf16PairTile>("bf16_attn_fused_r6k64__avx512bf16",
-                                                         "bf16_attn_unfused_r6k64__avx512bf16");
+      avx512bf16::make_kernels<avx512bf16::Bf16PairTile>("bf16_attn_fused_r6k128__avx512bf16",
+                                                         "bf16_attn_unfused_r6k128__avx512bf16");
   return kernels;
 }
 

@@ -15,8 +15,9 @@ inline constexpr int kKeyBlock = 128;  // keys per block
 inline constexpr int kValueAlign = 16; // value columns are padded to a multiple of this
 
 // How Q, K and V are packed for a kernel.
-//   f32:        Q tile [d][6] f32; K block [d][64] f32 (K transposed); V [Lk_pad][dv_pad] f32.
-//   bf16_pairs: Q tile [d2][6][2] bf16; K block [d2][64][2] bf16; V [Lk_pad/2][dv_pad][2]
+//   f32:        Q tile [d][6] f32; K block [d][128] f32 (K transposed); V [Lk_pad + 1][dv_pad]
+//               f32, whose extra last row is zeros (what a kept padding column points at).
+//   bf16_pairs: Q tile [d2][6][2] bf16; K block [d2][128][2] bf16; V [Lk_pad/2][dv_pad][2]
 //               bf16, with d2 = ceil(d/2): consecutive pairs feed one vdpbf16ps lane.
 enum class PackFormat { f32, bf16_pairs };
 
@@ -25,14 +26,17 @@ struct FlashBlockArgs {
   const void* q_packed = nullptr;  // ceil(rows/6) tiles of the block, in pack format
   int64_t rows = 0;                // query rows in the block
   int64_t first_row = 0;           // query index of the block's first row
-  const void* k_packed = nullptr;  // Lk_pad/64 key blocks
+  const void* k_packed = nullptr;  // Lk_pad/128 key blocks
   const void* v_packed = nullptr;
-  // [Lk_pad]: additive mask times log2(e) (softmax runs in log2 units), -inf for absent keys.
+  // [Lk_pad]: the additive mask, -inf for absent keys; and the same times log2(e), as the
+  // softmax runs in log2 units.
+  const float* key_bias = nullptr;
   const float* key_bias_log2 = nullptr;
   int64_t lk = 0, lk_pad = 0, d = 0, dv_pad = 0;
   float scale = 1.0f;
   bool causal = false;
   int64_t causal_offset = 0;  // row i sees keys j <= i + causal_offset (= Lk - Lq)
+  int pattern_n = 0, pattern_m = 0;  // N:M sparsity (sparse kernels only)
   // Outputs: unnormalized accumulators o [rows_pad][dv_pad] and row sums [rows_pad].
   float* o = nullptr;
   float* row_sum = nullptr;
@@ -41,7 +45,12 @@ struct FlashBlockArgs {
   float* row_sum_lanes = nullptr;
   float* scratch = nullptr;  // >= kFlashScratchFloats floats, 64-byte aligned
 };
-inline constexpr int64_t kFlashScratchFloats = 4 * kTileRows * kKeyBlock;
+// Keys scored at once by the sparse kernels: a whole number of key blocks that is also a
+// whole number of M-groups (M itself when M does not divide the key block).
+inline int64_t sparse_span_keys(int m) { return kKeyBlock % m == 0 ? kKeyBlock : int64_t{m} * kKeyBlock; }
+// Scores, kept values and kept columns of a 6-row tile over the largest span (M = 7), plus
+// a block-sized area for the kernels' own conversions.
+inline constexpr int64_t kFlashScratchFloats = kTileRows * (3 * 7 * kKeyBlock + kKeyBlock) + 64;
 
 // The unfused path: S = scale*QKᵀ + bias, row softmax, then P·V, on a materialized
 // [rows_pad][lk_pad] score matrix.
@@ -51,12 +60,20 @@ struct UnfusedArgs {
   int64_t first_row = 0;
   const void* k_packed = nullptr;
   const void* v_packed = nullptr;
+  const float* key_bias = nullptr;
   const float* key_bias_log2 = nullptr;
   int64_t lk = 0, lk_pad = 0, d = 0, dv_pad = 0;
   float scale = 1.0f;
   bool causal = false;
   int64_t causal_offset = 0;
-  float* scores = nullptr;  // [rows_pad][lk_pad]; rows_pad = ceil(rows/6)*6
+  int pattern_n = 0, pattern_m = 0;
+  float* scores = nullptr;  // dense: [rows_pad][lk_pad]; rows_pad = ceil(rows/6)*6
+  // N:M: the compressed score matrix, [rows_pad][kept_stride] kept scores (scale*q·k + mask,
+  // natural units, increasing column order; softmax turns them into probabilities in place)
+  // and their key columns. kept_stride = spans * kept per span (sparse_span_keys).
+  float* kept_values = nullptr;
+  int32_t* kept_columns = nullptr;
+  int64_t kept_stride = 0;
   float* o = nullptr;       // [rows_pad][dv_pad], normalized output
   float* scratch = nullptr;  // >= kFlashScratchFloats floats, 64-byte aligned
 };
@@ -70,10 +87,19 @@ struct AttentionKernels {
   void (*unfused_scores)(const UnfusedArgs& args, int64_t tile_begin, int64_t tile_end);
   void (*unfused_softmax)(const UnfusedArgs& args, int64_t tile_begin, int64_t tile_end);
   void (*unfused_values)(const UnfusedArgs& args, int64_t tile_begin, int64_t tile_end);
+  // N:M sparse versions (PackFormat::f32 tables only; null otherwise). The unfused phases
+  // are: scores with the pruning in their epilogue, softmax of the compressed rows, and
+  // the sparse x dense product with V.
+  const char* sparse_fused_name;
+  const char* sparse_unfused_name;
+  void (*sparse_fused_block)(const FlashBlockArgs& args);
+  void (*sparse_unfused_scores)(const UnfusedArgs& args, int64_t tile_begin, int64_t tile_end);
+  void (*sparse_unfused_softmax)(const UnfusedArgs& args, int64_t tile_begin, int64_t tile_end);
+  void (*sparse_unfused_values)(const UnfusedArgs& args, int64_t tile_begin, int64_t tile_end);
 };
 
-// The kernels for an ISA (already resolved and supported) and input dtype.
-const AttentionKernels& attention_kernels(Isa isa, DType dtype);
+// The kernels for an ISA (already resolved and supported), input dtype and pattern.
+const AttentionKernels& attention_kernels(Isa isa, DType dtype, bool sparse = false);
 
 // Per-ISA tables, defined in attention_<isa>.cc.
 const AttentionKernels& attention_kernels_scalar();

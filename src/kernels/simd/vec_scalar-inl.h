@@ -23,9 +23,11 @@ inline void vstore(float* p, const Reg& x) {
   for (int i = 0; i < kLanes; ++i) p[i] = x.lane[i];
 }
 inline Reg vbroadcast(const float* p) { return vset1(*p); }
+// A true fused multiply-add, as on the SIMD paths, so that scores (and the N:M selection
+// made on them) are the same bits on every ISA.
 inline Reg vfmadd(const Reg& a, const Reg& b, const Reg& c) {
   Reg r;
-  for (int i = 0; i < kLanes; ++i) r.lane[i] = a.lane[i] * b.lane[i] + c.lane[i];
+  for (int i = 0; i < kLanes; ++i) r.lane[i] = std::fma(a.lane[i], b.lane[i], c.lane[i]);
   return r;
 }
 inline Reg vmul(const Reg& a, const Reg& b) {

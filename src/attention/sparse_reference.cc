@@ -1,0 +1,101 @@
+// The N:M oracle: the selection on fp32 scores computed exactly as the kernels compute
+// them (fused multiply-adds in key-dimension order, then fma(dot, scale, mask)), the
+// softmax and the value sum over the kept entries in double.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "attention/problem.h"
+#include "attention/sparse_reference.h"
+#include "sparse/nm_selection.h"
+
+namespace dfss::detail {
+namespace {
+
+float load(const ConstTensorView& t, int64_t offset) {
+  if (t.dtype == DType::f32) return static_cast<const float*>(t.data)[offset];
+  return bf16_to_float(static_cast<const uint16_t*>(t.data)[offset]);
+}
+
+void store(const TensorView& out, int64_t offset, double value) {
+  const auto narrowed = static_cast<float>(value);
+  if (out.dtype == DType::f32) {
+    static_cast<float*>(out.data)[offset] = narrowed;
+  } else {
+    static_cast<uint16_t*>(out.data)[offset] = float_to_bf16(narrowed);
+  }
+}
+
+}  // namespace
+
+void sparse_reference_scores(const AttentionProblem& p, int64_t b, int64_t h, int64_t i,
+                             std::vector<float>& scores) {
+  const int64_t groups = (p.lk + p.pattern.m - 1) / p.pattern.m;
+  scores.assign(static_cast<size_t>(groups * p.pattern.m), -std::numeric_limits<float>::infinity());
+  int64_t visible = p.valid_lengths ? p.valid_lengths[b] : p.lk;
+  if (p.causal) visible = std::min(visible, p.causal_last_key(i) + 1);
+  const int64_t q_row = b * p.q.stride[0] + h * p.q.stride[1] + i * p.q.stride[2];
+  const int64_t k_head = b * p.k.stride[0] + h * p.k.stride[1];
+  for (int64_t j = 0; j < visible; ++j) {
+    float dot = 0.0f;
+    for (int64_t c = 0; c < p.d; ++c)
+      dot = std::fma(load(p.q, q_row + c * p.q.stride[3]), load(p.k, k_head + j * p.k.stride[2] + c * p.k.stride[3]), dot);
+    const float mask = p.mask_additive ? p.mask_additive[b * p.mask_stride + j] : 0.0f;
+    scores[static_cast<size_t>(j)] = std::fma(dot, p.scale, mask);
+  }
+}
+
+void sparse_reference_kept(const SparsityPattern& pattern, const std::vector<float>& scores,
+                           std::vector<int64_t>& kept_columns) {
+  kept_columns.clear();
+  int kept[8];
+  for (size_t g = 0; g < scores.size(); g += static_cast<size_t>(pattern.m)) {
+    sparse::select_group(scores.data() + g, pattern.m, pattern.n, pattern.m, kept);
+    for (int t = 0; t < pattern.n; ++t) kept_columns.push_back(static_cast<int64_t>(g) + kept[t]);
+  }
+}
+
+void run_sparse_reference(const AttentionProblem& p) {
+  const int64_t head_count = p.batch * p.heads;
+#pragma omp parallel num_threads(p.threads)
+  {
+    std::vector<float> scores;
+    std::vector<int64_t> kept;
+    std::vector<double> sums(static_cast<size_t>(p.dv));
+    // Each row is computed start to finish by one thread: results never depend on threads.
+#pragma omp for schedule(static)
+    for (int64_t bh = 0; bh < head_count; ++bh) {
+      const int64_t b = bh / p.heads, h = bh % p.heads;
+      const int64_t v_head = b * p.v.stride[0] + h * p.v.stride[1];
+      for (int64_t i = 0; i < p.lq; ++i) {
+        sparse_reference_scores(p, b, h, i, scores);
+        sparse_reference_kept(p.pattern, scores, kept);
+        double row_max = -std::numeric_limits<double>::infinity();
+        for (int64_t j : kept) {
+          const double x = scores[static_cast<size_t>(j)];
+          if (std::isnan(x) || x > row_max) row_max = x;  // a kept NaN makes the row NaN
+        }
+        const int64_t out_row = b * p.out.stride[0] + h * p.out.stride[1] + i * p.out.stride[2];
+        std::fill(sums.begin(), sums.end(), 0.0);
+        double denominator = 0.0;
+        if (row_max != -std::numeric_limits<double>::infinity()) {
+          for (int64_t j : kept) {
+            const double weight = std::exp(scores[static_cast<size_t>(j)] - row_max);
+            denominator += weight;
+            if (weight == 0.0) continue;  // masked or padding: no 0 * NaN
+            for (int64_t c = 0; c < p.dv; ++c)
+              sums[static_cast<size_t>(c)] += weight * load(p.v, v_head + j * p.v.stride[2] + c * p.v.stride[3]);
+          }
+        }
+        for (int64_t c = 0; c < p.dv; ++c)
+          store(p.out, out_row + c * p.out.stride[3],
+                denominator == 0.0 ? 0.0 : sums[static_cast<size_t>(c)] / denominator);
+      }
+    }
+  }
+}
+
+}  // namespace dfss::detail

@@ -1,0 +1,244 @@
+// The N:M sparse attention kernel body (DFSS), written once and compiled per ISA after
+// attention-inl.h. Q·Kᵀ stays dense (the survivors are chosen from all scores); the
+// pruning runs in its epilogue, exp only on the kept entries, and P·V gathers only the
+// kept rows of V. Needs, besides the vector operations, a `select_row_fast` that may
+// handle some patterns in registers (returning false leaves the row to the generic code).
+
+namespace dfss::kernels::DFSS_KERNEL_NS {
+
+// x = fma(s, scale, bias) for one row of a span of keys, in place: keys at or past
+// `visible` (causal) and past `existing` (no packed data) become -inf.
+inline void span_scores_row(float* row, const float* bias, float scale, int64_t span_keys,
+                            int64_t existing, int64_t visible) {
+  const Reg scale_v = vset1(scale);
+  for (int64_t c = 0; c < existing; c += kLanes)
+    vstore(row + c, vfmadd(vload(row + c), scale_v, vload(bias + c)));
+  for (int64_t j = std::max<int64_t>(visible, 0); j < span_keys; ++j) row[j] = kNegInf;
+  for (int64_t j = existing; j < span_keys; ++j) row[j] = kNegInf;
+}
+
+// The kept entries of one row of a span, in increasing column order: their scores and
+// their key columns (key0 + position; a padding column may lie past the packed keys).
+inline void select_row_generic(const float* row, int64_t span_keys, int n, int m, int64_t key0,
+                               float* kept_values, int32_t* kept_columns) {
+  int kept[8];
+  int64_t out = 0;
+  for (int64_t g = 0; g < span_keys; g += m) {
+    sparse::select_group(row + g, m, n, m, kept);
+    for (int t = 0; t < n; ++t) {
+      kept_values[out] = row[g + kept[t]];
+      kept_columns[out] = static_cast<int32_t>(key0 + g + kept[t]);
+      ++out;
+    }
+  }
+}
+
+inline void select_row(const float* row, int64_t span_keys, int n, int m, int64_t key0,
+                       float* kept_values, int32_t* kept_columns) {
+  if (!select_row_fast(row, span_keys, n, m, key0, kept_values, kept_columns))
+    select_row_generic(row, span_keys, n, m, key0, kept_values, kept_columns);
+}
+
+// Online softmax over the kept entries of R rows (natural units in, p out in place).
+inline void online_softmax_kept(float* kept_values, int64_t kept, float* m, float* l_lanes,
+                                float* alpha) {
+  const Reg log2e = vset1(kLog2e);
+  for (int r = 0; r < R; ++r) {
+    float* row = kept_values + r * kept;
+    Reg row_max = vset1(kNegInf);
+    for (int64_t c = 0; c < kept; c += kLanes) {
+      const Reg x = vmul(vload(row + c), log2e);
+      vstore(row + c, x);
+      row_max = vmax(row_max, x);
+    }
+    const float block_max = vfirst(vallreduce_max(row_max));
+    const float m_old = m[r];
+    const float m_new = block_max > m_old ? block_max : m_old;
+    const float shift = m_new == kNegInf ? 0.0f : m_new;
+    alpha[r] = m_new == m_old ? 1.0f : std::exp2(m_old - shift);
+    const Reg shift_v = vset1(shift);
+    Reg sum = vzero();
+    for (int64_t c = 0; c < kept; c += kLanes) {
+      const Reg p = vexp2(vsub(vload(row + c), shift_v));
+      vstore(row + c, p);
+      sum = vadd(sum, p);
+    }
+    float* l = l_lanes + r * kLanes;
+    vstore(l, vfmadd(vload(l), vset1(alpha[r]), sum));
+    m[r] = m_new;
+  }
+}
+
+// o[R][C vectors] = o * alpha + Σ_j p[r][j] V[column[r][j]]: one gathered row of V per
+// kept entry. Columns past the packed keys read V's zero row at lk_pad.
+template <int C>
+inline void pv_gather_tile(const float* p, const int32_t* columns, int64_t stride, int64_t kept,
+                           const float* v_cols, int64_t dv_pad, int64_t lk_pad, float* o,
+                           const float* alpha) {
+  Reg acc[R][C];
+  for (int r = 0; r < R; ++r) {
+    const Reg scale = vset1(alpha ? alpha[r] : 1.0f);
+    for (int c = 0; c < C; ++c) acc[r][c] = vmul(vload(o + r * dv_pad + c * kLanes), scale);
+  }
+  for (int64_t j = 0; j < kept; ++j) {
+    for (int r = 0; r < R; ++r) {
+      const Reg weight = vbroadcast(p + r * stride + j);
+      const int64_t column = std::min<int64_t>(columns[r * stride + j], lk_pad);
+      const float* value = v_cols + column * dv_pad;
+      for (int c = 0; c < C; ++c) acc[r][c] = vfmadd(weight, vload(value + c * kLanes), acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) vstore(o + r * dv_pad + c * kLanes, acc[r][c]);
+}
+
+inline void pv_gather(const float* p, const int32_t* columns, int64_t stride, int64_t kept,
+                      const float* v, int64_t dv_pad, int64_t lk_pad, float* o,
+                      const float* alpha) {
+  for_each_value_tile(dv_pad, [&](int64_t col, auto vecs) {
+    pv_gather_tile<decltype(vecs)::value>(p, columns, stride, kept, v + col, dv_pad, lk_pad,
+                                          o + col, alpha);
+  });
+}
+
+// Scores of the 6-row tile t over the span starting at key0, pruned: kept values and
+// columns [R][kept_span]. visible[r] limits the keys of row r (causal).
+inline void score_and_select_span(const FlashBlockArgs& a, const float* q_tile, int64_t key0,
+                                  int64_t span, const int64_t* visible, float* s,
+                                  float* kept_values, int32_t* kept_columns) {
+  const auto* k = static_cast<const float*>(a.k_packed);
+  const int64_t existing = std::min(span, a.lk_pad - key0);
+  for (int64_t block = 0; block < existing / KB; ++block)
+    F32Tile::scores(q_tile, k + (key0 / KB + block) * F32Tile::k_block_elems(a.d), a.d,
+                    s + block * KB, span);
+  const int64_t kept_span = span / a.pattern_m * a.pattern_n;
+  for (int r = 0; r < R; ++r) {
+    float* row = s + r * span;
+    span_scores_row(row, a.key_bias + key0, a.scale, span, existing, visible[r]);
+    select_row(row, span, a.pattern_n, a.pattern_m, key0, kept_values + r * kept_span,
+               kept_columns + r * kept_span);
+  }
+}
+
+inline void sparse_fused_block(const FlashBlockArgs& a) {
+  const int64_t tiles = (a.rows + R - 1) / R;
+  const int64_t rows_pad = tiles * R;
+  std::fill(a.row_max, a.row_max + rows_pad, kNegInf);
+  std::fill(a.row_sum_lanes, a.row_sum_lanes + rows_pad * kLanes, 0.0f);
+  std::fill(a.o, a.o + rows_pad * a.dv_pad, 0.0f);
+  const int64_t last_row = a.first_row + a.rows - 1;
+  const int64_t key_end = a.causal ? std::min(a.lk, last_row + a.causal_offset + 1) : a.lk;
+  const int64_t span = sparse_span_keys(a.pattern_m);
+  const int64_t kept_span = span / a.pattern_m * a.pattern_n;
+  const auto* q = static_cast<const float*>(a.q_packed);
+  const auto* v = static_cast<const float*>(a.v_packed);
+  float* s = a.scratch;
+  float* kept_values = s + R * span;
+  auto* kept_columns = reinterpret_cast<int32_t*>(kept_values + R * kept_span);
+  float alpha[R];
+  int64_t visible[R];
+  for (int64_t key0 = 0; key0 < key_end; key0 += span) {
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t row0 = a.first_row + t * R;
+      if (a.causal) {
+        const int64_t tile_last_row = std::min(row0 + R - 1, last_row);
+        if (key0 > tile_last_row + a.causal_offset) continue;  // whole tile hidden
+        for (int r = 0; r < R; ++r)
+          visible[r] = std::clamp<int64_t>(row0 + r + a.causal_offset + 1 - key0, 0, span);
+      } else {
+        std::fill(visible, visible + R, span);
+      }
+      score_and_select_span(a, q + t * F32Tile::q_tile_elems(a.d), key0, span, visible, s,
+                            kept_values, kept_columns);
+      online_softmax_kept(kept_values, kept_span, a.row_max + t * R,
+                          a.row_sum_lanes + t * R * kLanes, alpha);
+      pv_gather(kept_values, kept_columns, kept_span, kept_span, v, a.dv_pad, a.lk_pad,
+                a.o + t * R * a.dv_pad, alpha);
+    }
+  }
+  for (int64_t i = 0; i < rows_pad; ++i) a.row_sum[i] = vreduce_add(vload(a.row_sum_lanes + i * kLanes));
+}
+
+// Unfused phase 1: the score GEMM with the N:M pruning in its epilogue; writes the
+// compressed rows (natural units) to kept_values / kept_columns.
+inline void sparse_unfused_scores(const UnfusedArgs& u, int64_t tile_begin, int64_t tile_end) {
+  FlashBlockArgs a;
+  a.k_packed = u.k_packed;
+  a.key_bias = u.key_bias;
+  a.lk_pad = u.lk_pad;
+  a.d = u.d;
+  a.scale = u.scale;
+  a.pattern_n = u.pattern_n;
+  a.pattern_m = u.pattern_m;
+  const int64_t span = sparse_span_keys(u.pattern_m);
+  const int64_t kept_span = span / u.pattern_m * u.pattern_n;
+  const auto* q = static_cast<const float*>(u.q_packed);
+  float* s = u.scratch;
+  float* kept_values = s + R * span;
+  auto* kept_columns = reinterpret_cast<int32_t*>(kept_values + R * kept_span);
+  int64_t visible[R];
+  for (int64_t t = tile_begin; t < tile_end; ++t) {
+    for (int64_t key0 = 0, slot = 0; key0 < u.lk_pad; key0 += span, slot += kept_span) {
+      for (int r = 0; r < R; ++r) {
+        const int64_t row = u.first_row + t * R + r;
+        visible[r] = u.causal ? std::clamp<int64_t>(row + u.causal_offset + 1 - key0, 0, span) : span;
+      }
+      score_and_select_span(a, q + t * F32Tile::q_tile_elems(u.d), key0, span, visible, s,
+                            kept_values, kept_columns);
+      for (int r = 0; r < R; ++r) {
+        const int64_t at = (t * R + r) * u.kept_stride + slot;
+        std::copy(kept_values + r * kept_span, kept_values + (r + 1) * kept_span, u.kept_values + at);
+        std::copy(kept_columns + r * kept_span, kept_columns + (r + 1) * kept_span, u.kept_columns + at);
+      }
+    }
+  }
+}
+
+// Unfused phase 2: softmax of each compressed row, normalized in place.
+inline void sparse_unfused_softmax(const UnfusedArgs& u, int64_t tile_begin, int64_t tile_end) {
+  const Reg log2e = vset1(kLog2e);
+  for (int64_t i = tile_begin * R; i < tile_end * R; ++i) {
+    float* row = u.kept_values + i * u.kept_stride;
+    Reg row_max = vset1(kNegInf);
+    for (int64_t c = 0; c < u.kept_stride; c += kLanes) {
+      const Reg x = vmul(vload(row + c), log2e);
+      vstore(row + c, x);
+      row_max = vmax(row_max, x);
+    }
+    const float max = vfirst(vallreduce_max(row_max));
+    const Reg shift_v = vset1(max == kNegInf ? 0.0f : max);
+    Reg sum_v = vzero();
+    for (int64_t c = 0; c < u.kept_stride; c += kLanes) {
+      const Reg p = vexp2(vsub(vload(row + c), shift_v));
+      vstore(row + c, p);
+      sum_v = vadd(sum_v, p);
+    }
+    const float sum = vreduce_add(sum_v);
+    const Reg inv = vset1(sum == 0.0f ? 0.0f : 1.0f / sum);
+    for (int64_t c = 0; c < u.kept_stride; c += kLanes) vstore(row + c, vmul(vload(row + c), inv));
+  }
+}
+
+// Unfused phase 3: sparse (compressed P) x dense V.
+inline void sparse_unfused_values(const UnfusedArgs& u, int64_t tile_begin, int64_t tile_end) {
+  const auto* v = static_cast<const float*>(u.v_packed);
+  for (int64_t t = tile_begin; t < tile_end; ++t) {
+    float* o = u.o + t * R * u.dv_pad;
+    std::fill(o, o + R * u.dv_pad, 0.0f);
+    pv_gather(u.kept_values + t * R * u.kept_stride, u.kept_columns + t * R * u.kept_stride,
+              u.kept_stride, u.kept_stride, v, u.dv_pad, u.lk_pad, o, nullptr);
+  }
+}
+
+inline AttentionKernels make_sparse_kernels(AttentionKernels dense, const char* fused_name,
+                                            const char* unfused_name) {
+  dense.sparse_fused_name = fused_name;
+  dense.sparse_unfused_name = unfused_name;
+  dense.sparse_fused_block = &sparse_fused_block;
+  dense.sparse_unfused_scores = &sparse_unfused_scores;
+  dense.sparse_unfused_softmax = &sparse_unfused_softmax;
+  dense.sparse_unfused_values = &sparse_unfused_values;
+  return dense;
+}
+
+}  // namespace dfss::kernels::DFSS_KERNEL_NS
