@@ -33,7 +33,8 @@ Inputs make_inputs(int64_t heads, int64_t seq, int64_t dim) {
   return in;
 }
 
-void run(benchmark::State& state, dfss::AttentionImpl impl, dfss::DType dtype, dfss::Isa isa) {
+void run(benchmark::State& state, dfss::AttentionImpl impl, dfss::DType dtype, dfss::Isa isa,
+         dfss::SparsityPattern pattern) {
   const int64_t heads = 12, dim = 64, seq = state.range(0);
   if (!dfss::isa_supported(isa)) {
     state.SkipWithError("ISA not supported on this CPU");
@@ -50,6 +51,7 @@ void run(benchmark::State& state, dfss::AttentionImpl impl, dfss::DType dtype, d
   dfss::AttentionOptions options;
   options.impl = impl;
   options.isa = isa;
+  options.pattern = pattern;
   for (auto _ : state) dfss::attention(q, k, v, dfss::mutable_view(in.out.data(), shape), options);
   state.counters["GFLOP/s"] = benchmark::Counter(4.0 * heads * seq * seq * dim * state.iterations() / 1e9,
                                                  benchmark::Counter::kIsRate);
@@ -59,13 +61,15 @@ void register_all() {
   using dfss::AttentionImpl;
   using dfss::DType;
   using dfss::Isa;
+  for (const char* pattern : {"dense", "2:4", "1:2", "1:4", "2:8"})
   for (auto impl : {AttentionImpl::fused, AttentionImpl::unfused})
     for (auto dtype : {DType::f32, DType::bf16})
       for (auto isa : {Isa::avx512_bf16, Isa::avx512, Isa::avx2, Isa::scalar}) {
         if (dtype == DType::f32 && isa == Isa::avx512_bf16) continue;  // same kernels as avx512
-        const std::string name = std::string(dfss::impl_name(impl)) + "/" + dfss::dtype_name(dtype) +
-                                 "/" + dfss::isa_name(isa);
-        benchmark::RegisterBenchmark(name.c_str(), run, impl, dtype, isa)
+        const std::string name = std::string(dfss::impl_name(impl)) + "/" + pattern + "/" +
+                                 dfss::dtype_name(dtype) + "/" + dfss::isa_name(isa);
+        benchmark::RegisterBenchmark(name.c_str(), run, impl, dtype, isa,
+                                     dfss::parse_pattern(pattern, "pattern"))
             ->Arg(384)->Arg(1024)->Arg(2048)->Arg(4096)
             ->Unit(benchmark::kMillisecond)->UseRealTime();
       }

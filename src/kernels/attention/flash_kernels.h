@@ -45,12 +45,17 @@ struct FlashBlockArgs {
   float* row_sum_lanes = nullptr;
   float* scratch = nullptr;  // >= kFlashScratchFloats floats, 64-byte aligned
 };
-// Keys scored at once by the sparse kernels: a whole number of key blocks that is also a
-// whole number of M-groups (M itself when M does not divide the key block).
-inline int64_t sparse_span_keys(int m) { return kKeyBlock % m == 0 ? kKeyBlock : int64_t{m} * kKeyBlock; }
+// Keys scored at once by the sparse kernels: a whole number of M-groups, and small enough
+// that the rows of V they gather stay in L1 (64 keys x 64 columns = 16 KiB). Half a key
+// block, or M half blocks when M does not divide 64.
+inline constexpr int64_t kSparseSpanUnit = kKeyBlock / 2;
+inline int64_t sparse_span_keys(int m) {
+  return kSparseSpanUnit % m == 0 ? kSparseSpanUnit : int64_t{m} * kSparseSpanUnit;
+}
 // Scores, kept values and kept columns of a 6-row tile over the largest span (M = 7), plus
 // a block-sized area for the kernels' own conversions.
-inline constexpr int64_t kFlashScratchFloats = kTileRows * (3 * 7 * kKeyBlock + kKeyBlock) + 64;
+inline constexpr int64_t kFlashScratchFloats =
+    kTileRows * (3 * 7 * kSparseSpanUnit + kKeyBlock) + 64;
 
 // The unfused path: S = scale*QKᵀ + bias, row softmax, then P·V, on a materialized
 // [rows_pad][lk_pad] score matrix.

@@ -69,12 +69,18 @@ inline void online_softmax_kept(float* kept_values, int64_t kept, float* m, floa
   }
 }
 
-// o[R][C vectors] = o * alpha + Σ_j p[r][j] V[column[r][j]]: one gathered row of V per
-// kept entry. Columns past the packed keys read V's zero row at lk_pad.
+// Kept columns -> element offsets of their rows in packed V, in place; columns past the
+// packed keys (padding of a partial group) point at V's zero row at lk_pad.
+inline void columns_to_offsets(int32_t* columns, int64_t count, int64_t lk_pad, int64_t dv_pad) {
+  for (int64_t i = 0; i < count; ++i)
+    columns[i] = static_cast<int32_t>(std::min<int64_t>(columns[i], lk_pad) * dv_pad);
+}
+
+// o[R][C vectors] = o * alpha + Σ_j p[r][j] V[offset[r][j]]: one gathered row of V per kept
+// entry.
 template <int C>
-inline void pv_gather_tile(const float* p, const int32_t* columns, int64_t stride, int64_t kept,
-                           const float* v_cols, int64_t dv_pad, int64_t lk_pad, float* o,
-                           const float* alpha) {
+inline void pv_gather_tile(const float* p, const int32_t* offsets, int64_t stride, int64_t kept,
+                           const float* v_cols, int64_t dv_pad, float* o, const float* alpha) {
   Reg acc[R][C];
   for (int r = 0; r < R; ++r) {
     const Reg scale = vset1(alpha ? alpha[r] : 1.0f);
@@ -83,8 +89,7 @@ inline void pv_gather_tile(const float* p, const int32_t* columns, int64_t strid
   for (int64_t j = 0; j < kept; ++j) {
     for (int r = 0; r < R; ++r) {
       const Reg weight = vbroadcast(p + r * stride + j);
-      const int64_t column = std::min<int64_t>(columns[r * stride + j], lk_pad);
-      const float* value = v_cols + column * dv_pad;
+      const float* value = v_cols + offsets[r * stride + j];
       for (int c = 0; c < C; ++c) acc[r][c] = vfmadd(weight, vload(value + c * kLanes), acc[r][c]);
     }
   }
@@ -92,12 +97,10 @@ inline void pv_gather_tile(const float* p, const int32_t* columns, int64_t strid
     for (int c = 0; c < C; ++c) vstore(o + r * dv_pad + c * kLanes, acc[r][c]);
 }
 
-inline void pv_gather(const float* p, const int32_t* columns, int64_t stride, int64_t kept,
-                      const float* v, int64_t dv_pad, int64_t lk_pad, float* o,
-                      const float* alpha) {
+inline void pv_gather(const float* p, const int32_t* offsets, int64_t stride, int64_t kept,
+                      const float* v, int64_t dv_pad, float* o, const float* alpha) {
   for_each_value_tile(dv_pad, [&](int64_t col, auto vecs) {
-    pv_gather_tile<decltype(vecs)::value>(p, columns, stride, kept, v + col, dv_pad, lk_pad,
-                                          o + col, alpha);
+    pv_gather_tile<decltype(vecs)::value>(p, offsets, stride, kept, v + col, dv_pad, o + col, alpha);
   });
 }
 
@@ -108,9 +111,14 @@ inline void score_and_select_span(const FlashBlockArgs& a, const float* q_tile, 
                                   float* kept_values, int32_t* kept_columns) {
   const auto* k = static_cast<const float*>(a.k_packed);
   const int64_t existing = std::min(span, a.lk_pad - key0);
-  for (int64_t block = 0; block < existing / KB; ++block)
-    F32Tile::scores(q_tile, k + (key0 / KB + block) * F32Tile::k_block_elems(a.d), a.d,
-                    s + block * KB, span);
+  // Register tiles of columns; spans start on a multiple of 64 keys, so none straddles a block.
+  constexpr int64_t kTileCols = kTileVecs * kLanes;
+  static_assert(kSparseSpanUnit % kTileCols == 0);
+  for (int64_t col = 0; col < existing; col += kTileCols) {
+    const int64_t key = key0 + col;
+    qk_tile_f32<kTileVecs>(q_tile, k + key / KB * F32Tile::k_block_elems(a.d) + key % KB, a.d,
+                           s + col, span);
+  }
   const int64_t kept_span = span / a.pattern_m * a.pattern_n;
   for (int r = 0; r < R; ++r) {
     float* row = s + r * span;
@@ -150,9 +158,10 @@ inline void sparse_fused_block(const FlashBlockArgs& a) {
       }
       score_and_select_span(a, q + t * F32Tile::q_tile_elems(a.d), key0, span, visible, s,
                             kept_values, kept_columns);
+      columns_to_offsets(kept_columns, R * kept_span, a.lk_pad, a.dv_pad);
       online_softmax_kept(kept_values, kept_span, a.row_max + t * R,
                           a.row_sum_lanes + t * R * kLanes, alpha);
-      pv_gather(kept_values, kept_columns, kept_span, kept_span, v, a.dv_pad, a.lk_pad,
+      pv_gather(kept_values, kept_columns, kept_span, kept_span, v, a.dv_pad,
                 a.o + t * R * a.dv_pad, alpha);
     }
   }
@@ -225,8 +234,10 @@ inline void sparse_unfused_values(const UnfusedArgs& u, int64_t tile_begin, int6
   for (int64_t t = tile_begin; t < tile_end; ++t) {
     float* o = u.o + t * R * u.dv_pad;
     std::fill(o, o + R * u.dv_pad, 0.0f);
-    pv_gather(u.kept_values + t * R * u.kept_stride, u.kept_columns + t * R * u.kept_stride,
-              u.kept_stride, u.kept_stride, v, u.dv_pad, u.lk_pad, o, nullptr);
+    int32_t* columns = u.kept_columns + t * R * u.kept_stride;
+    columns_to_offsets(columns, R * u.kept_stride, u.lk_pad, u.dv_pad);
+    pv_gather(u.kept_values + t * R * u.kept_stride, columns, u.kept_stride, u.kept_stride, v,
+              u.dv_pad, o, nullptr);
   }
 }
 

@@ -1,0 +1,104 @@
+// The oracle: plain loops in double precision, written for clarity rather than speed.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "attention/problem.h"
+
+namespace dfss::detail {
+namespace {
+
+double load(const void* data, DType dtype, int64_t offset) {
+  if (dtype == DType::f32) return static_cast<const float*>(data)[offset];
+  return bf16_to_float(static_cast<const uint16_t*>(data)[offset]);
+}
+
+void store(void* data, DType dtype, int64_t offset, double value) {
+  const auto narrowed = static_cast<float>(value);
+  if (dtype == DType::f32) {
+    static_cast<float*>(data)[offset] = narrowed;
+  } else {
+    static_cast<uint16_t*>(data)[offset] = float_to_bf16(narrowed);
+  }
+}
+
+// Scratch for one query row: its scores and its weighted sum of values.
+struct RowScratch {
+  std::vector<double> scores;
+  std::vector<double> sums;
+};
+
+void reference_row(const AttentionProblem& p, int64_t b, int64_t h, int64_t i,
+                   RowScratch& scratch) {
+  constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+  const ConstTensorView &q = p.q, &k = p.k, &v = p.v;
+  const int64_t q_row = b * q.stride[0] + h * q.stride[1] + i * q.stride[2];
+  const int64_t k_head = b * k.stride[0] + h * k.stride[1];
+  const int64_t v_head = b * v.stride[0] + h * v.stride[1];
+  const float* additive = p.mask_additive ? p.mask_additive + b * p.mask_stride : nullptr;
+
+  // Keys at or past `visible` are masked by valid_lengths or the causal rule: never read.
+  int64_t visible = p.valid_lengths ? p.valid_lengths[b] : p.lk;
+  if (p.causal) visible = std::min(visible, p.causal_last_key(i) + 1);
+  visible = std::max<int64_t>(visible, 0);
+
+  double row_max = kNegInf;
+  for (int64_t j = 0; j < visible; ++j) {
+    double dot = 0.0;
+    for (int64_t c = 0; c < p.d; ++c) {
+      dot += load(q.data, p.dtype, q_row + c * q.stride[3]) *
+             load(k.data, p.dtype, k_head + j * k.stride[2] + c * k.stride[3]);
+    }
+    double score = static_cast<double>(p.scale) * dot;
+    if (additive != nullptr) score += additive[j];
+    scratch.scores[j] = score;
+    // std::max would drop a NaN; a NaN score must make the whole row NaN.
+    if (std::isnan(score) || score > row_max) row_max = score;
+  }
+
+  const TensorView& out = p.out;
+  const int64_t out_row = b * out.stride[0] + h * out.stride[1] + i * out.stride[2];
+  if (row_max == kNegInf) {  // every key masked (or Lk = 0): defined as zeros
+    for (int64_t c = 0; c < p.dv; ++c) store(out.data, out.dtype, out_row + c * out.stride[3], 0.0);
+    return;
+  }
+  std::fill(scratch.sums.begin(), scratch.sums.end(), 0.0);
+  double denominator = 0.0;
+  for (int64_t j = 0; j < visible; ++j) {
+    // exp(s - max) <= 1 cannot overflow; +inf - +inf and NaN give NaN, as IEEE says.
+    const double weight = std::exp(scratch.scores[j] - row_max);
+    denominator += weight;
+    // A key with weight exactly 0 (additive -inf) contributes nothing, not 0 * NaN.
+    if (weight == 0.0) continue;
+    for (int64_t c = 0; c < p.dv; ++c) {
+      scratch.sums[c] += weight * load(v.data, p.dtype, v_head + j * v.stride[2] + c * v.stride[3]);
+    }
+  }
+  for (int64_t c = 0; c < p.dv; ++c) {
+    store(out.data, out.dtype, out_row + c * out.stride[3], scratch.sums[c] / denominator);
+  }
+}
+
+}  // namespace
+
+void run_reference(const AttentionProblem& p) {
+  const int64_t head_count = p.batch * p.heads;
+  // Scratch is allocated before the parallel region so bad_alloc cannot escape a thread.
+  std::vector<RowScratch> scratch(static_cast<size_t>(p.threads));
+  for (RowScratch& s : scratch) {
+    s.scores.resize(static_cast<size_t>(p.lk));
+    s.sums.resize(static_cast<size_t>(p.dv));
+  }
+  // Each row is computed start to finish by one thread, so results never depend on threads.
+#pragma omp parallel for num_threads(p.threads) schedule(static)
+  for (int64_t bh = 0; bh < head_count; ++bh) {
+    RowScratch& mine = scratch[static_cast<size_t>(omp_get_thread_num())];
+    for (int64_t i = 0; i < p.lq; ++i) reference_row(p, bh / p.heads, bh % p.heads, i, mine);
+  }
+}
+
+}  // namespace dfss::detail

@@ -1,0 +1,92 @@
+// `dfss attention`: attention over .npy files, written to a .npy file.
+#include <CLI/CLI.hpp>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/npy_inputs.h"
+#include "dfss/attention.h"
+#include "dfss/errors.h"
+#include "io/npy.h"
+
+namespace dfss::cli {
+
+void add_attention_options(CLI::App& command, AttentionArgs& args) {
+  command.add_option("--q", args.q, "queries, float32 [B, H, Lq, d]")
+      ->required()
+      ->type_name("Q.npy");
+  command.add_option("--k", args.k, "keys, float32 [B, H, Lk, d]")->required()->type_name("K.npy");
+  command.add_option("--v", args.v, "values, float32 [B, H, Lk, dv]")
+      ->required()
+      ->type_name("V.npy");
+  command
+      .add_option("--mask", args.mask,
+                  "key-padding mask [B, Lk]: float32 added to the scores, or bool with "
+                  "true = attend")
+      ->type_name("MASK.npy");
+  command.add_flag("--causal", args.causal, "query i sees keys j <= i + Lk - Lq");
+  command.add_option("--scale", args.scale, "score scale (default 1/sqrt(d))")
+      ->each([&args](const std::string&) { args.has_scale = true; });
+  command.add_option("--impl", args.impl, "fused, unfused or reference")->capture_default_str();
+  command.add_option("--dtype", args.dtype, "fp32 or bf16 (inputs rounded to bf16)")
+      ->capture_default_str();
+  command.add_option("--threads", args.threads, "0: OpenMP's default")
+      ->check(integer_in_range(0, kMaxThreads))
+      ->capture_default_str();
+  command.add_option("--out", args.out, "output, float32 [B, H, Lq, dv]")
+      ->required()
+      ->type_name("OUT.npy");
+}
+
+void run_attention(const AttentionArgs& args, Isa isa) {
+  // Every argument is checked before any file is read.
+  AttentionOptions options;
+  options.impl = parse_impl(args.impl, "--impl");
+  const DType dtype = parse_dtype_arg(args.dtype, "--dtype");
+  options.isa = isa;
+  options.causal = args.causal;
+  options.threads = args.threads;
+  if (args.has_scale) options.scale = args.scale;
+
+  const io::NpyArray q = read_input("--q", args.q);
+  const io::NpyArray k = read_input("--k", args.k);
+  const io::NpyArray v = read_input("--v", args.v);
+  const auto q_shape = require_f32_4d(q, "--q", args.q, "[B, H, Lq, d]");
+  const auto k_shape = require_f32_4d(k, "--k", args.k, "[B, H, Lk, d]");
+  const auto v_shape = require_f32_4d(v, "--v", args.v, "[B, H, Lk, dv]");
+  // Consistency between Q, K and V is left to dfss::attention, which names the argument.
+
+  // The library cannot see a mask's extent, so its shape is checked here.
+  std::vector<float> mask;
+  if (!args.mask.empty()) {
+    mask =
+        additive_mask(read_input("--mask", args.mask), "--mask", args.mask, q_shape[0], k_shape[2]);
+    options.mask.additive = mask.data();
+  }
+
+  const std::array<int64_t, 4> out_shape{q_shape[0], q_shape[1], q_shape[2], v_shape[3]};
+  int64_t out_numel = 1;
+  for (int64_t dim : out_shape) {
+    if (__builtin_mul_overflow(out_numel, dim, &out_numel)) {
+      throw InvalidArgument("--out: output shape " + shape_string(out_shape) + " is too large");
+    }
+  }
+  // Uninitialized on purpose: attention() validates shapes before touching it, so a bogus
+  // huge shape costs address space only.
+  const auto out = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(out_numel));
+
+  if (dtype == DType::bf16) {
+    const std::vector<uint16_t> q16 = to_bf16(q.f32), k16 = to_bf16(k.f32), v16 = to_bf16(v.f32);
+    attention(const_view(q16.data(), q_shape), const_view(k16.data(), k_shape),
+              const_view(v16.data(), v_shape), mutable_view(out.get(), out_shape), options);
+  } else {
+    attention(const_view(q.f32.data(), q_shape), const_view(k.f32.data(), k_shape),
+              const_view(v.f32.data(), v_shape), mutable_view(out.get(), out_shape), options);
+  }
+  try {
+    io::write_npy(args.out, out.get(), {out_shape.begin(), out_shape.end()});
+  } catch (const IoError& e) {
+    throw IoError(std::string("--out ") + e.what());
+  }
+}
+
+}  // namespace dfss::cli

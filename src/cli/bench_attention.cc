@@ -1,0 +1,292 @@
+// `dfss bench attention`: times implementations on random inputs and reports each case
+// against the measured FMA peak, the unfused baseline and the reference.
+#include <omp.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "cli/bench_report.h"
+#include "cli/commands.h"
+#include "cli/npy_inputs.h"
+#include "dfss/errors.h"
+#include "dfss/version.h"
+#include "io/atomic_file.h"
+#include "kernels/peak/peak.h"
+
+namespace dfss::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr double kCaseBudgetSeconds = 3.0;  // stop repeating a case after this...
+constexpr int kMinReps = 3;                 // ...once it has this many timed runs
+constexpr int64_t kSampledRows = 32;        // query rows per head checked against reference
+constexpr uint64_t kSeed = 0x5eed;
+
+// Q, K, V [B, H, L, dim] in both dtypes; bf16 is the rounded fp32 data.
+struct BenchInputs {
+  std::array<int64_t, 4> shape{};
+  std::vector<float> q, k, v;
+  std::vector<uint16_t> q16, k16, v16;
+
+  ConstTensorView view(DType dtype, const std::vector<float>& f32,
+                       const std::vector<uint16_t>& bf16) const {
+    return dtype == DType::f32 ? const_view(f32.data(), shape) : const_view(bf16.data(), shape);
+  }
+  ConstTensorView q_view(DType dtype) const { return view(dtype, q, q16); }
+  ConstTensorView k_view(DType dtype) const { return view(dtype, k, k16); }
+  ConstTensorView v_view(DType dtype) const { return view(dtype, v, v16); }
+};
+
+BenchInputs make_inputs(const BenchSetup& setup, int64_t seq) {
+  BenchInputs inputs;
+  inputs.shape = {setup.batch, setup.heads, seq, setup.dim};
+  const auto count = static_cast<size_t>(setup.batch * setup.heads * seq * setup.dim);
+  std::mt19937_64 rng(kSeed + static_cast<uint64_t>(seq));
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (std::vector<float>* data : {&inputs.q, &inputs.k, &inputs.v}) {
+    data->resize(count);
+    for (float& value : *data) value = normal(rng);
+  }
+  inputs.q16 = to_bf16(inputs.q);
+  inputs.k16 = to_bf16(inputs.k);
+  inputs.v16 = to_bf16(inputs.v);
+  return inputs;
+}
+
+// A view of the rows [first, first + count) of axis 2, sharing the data.
+ConstTensorView rows(ConstTensorView view, int64_t first, int64_t count) {
+  view.data = static_cast<const char*>(view.data) + first * view.stride[2] * dtype_size(view.dtype);
+  view.shape[2] = count;
+  return view;
+}
+
+// Largest |out - reference| over kSampledRows evenly spaced query rows per head. Each
+// row is computed alone with the reference; under the causal rule (Lq = Lk) row i sees
+// exactly keys 0..i, so its keys are cut to i + 1 instead of passing `causal`.
+double sampled_max_abs_error(const BenchInputs& inputs, DType dtype, const float* out,
+                             const AttentionOptions& timed) {
+  const auto [batch, heads, seq, dim] = inputs.shape;
+  const int64_t samples = std::min(seq, kSampledRows);
+  AttentionOptions options = timed;
+  options.impl = AttentionImpl::reference;
+  options.causal = false;
+  std::vector<float> expected(static_cast<size_t>(batch * heads * dim));
+  double max_error = 0.0;
+  for (int64_t s = 0; s < samples; ++s) {
+    const int64_t row = samples == 1 ? 0 : s * (seq - 1) / (samples - 1);
+    const int64_t keys = timed.causal ? row + 1 : seq;
+    attention(rows(inputs.q_view(dtype), row, 1), rows(inputs.k_view(dtype), 0, keys),
+              rows(inputs.v_view(dtype), 0, keys),
+              mutable_view(expected.data(), {batch, heads, 1, dim}), options);
+    for (int64_t bh = 0; bh < batch * heads; ++bh) {
+      for (int64_t c = 0; c < dim; ++c) {
+        const double error =
+            std::abs(static_cast<double>(out[(bh * seq + row) * dim + c]) - expected[bh * dim + c]);
+        if (!(error <= max_error)) max_error = error;  // a NaN sticks
+      }
+    }
+  }
+  return max_error;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+BenchResult run_case(const BenchCase& config, const BenchSetup& setup, const BenchInputs& inputs,
+                     int reps, double peak_gflops, std::vector<float>& out) {
+  AttentionOptions options;
+  options.impl = config.impl;
+  options.causal = setup.causal;
+  options.threads = setup.threads;
+  options.isa = setup.isa;
+  const ConstTensorView q = inputs.q_view(config.dtype);
+  const ConstTensorView k = inputs.k_view(config.dtype);
+  const ConstTensorView v = inputs.v_view(config.dtype);
+  const TensorView out_view = mutable_view(out.data(), inputs.shape);
+
+  attention(q, k, v, out_view, options);  // warm-up: caches, page faults, thread pool
+  std::vector<double> times_ms;
+  const Clock::time_point case_start = Clock::now();
+  for (int rep = 0; rep < reps; ++rep) {
+    const Clock::time_point start = Clock::now();
+    attention(q, k, v, out_view, options);
+    const Clock::time_point end = Clock::now();
+    times_ms.push_back(std::chrono::duration<double, std::milli>(end - start).count());
+    const double spent = std::chrono::duration<double>(end - case_start).count();
+    if (rep + 1 >= kMinReps && spent > kCaseBudgetSeconds) break;
+  }
+
+  BenchResult result;
+  result.config = config;
+  result.ms = median(times_ms);
+  result.reps = static_cast<int>(times_ms.size());
+  result.gflops = attention_flops(setup, config.seq) / (result.ms * 1e-3) * 1e-9;
+  result.pct_peak = 100.0 * result.gflops / peak_gflops;
+  result.max_abs_err = sampled_max_abs_error(inputs, config.dtype, out.data(), options);
+  return result;
+}
+
+template <typename T, typename Parse>
+std::vector<T> parse_list(const std::vector<std::string>& texts, const char* flag, Parse parse) {
+  std::vector<T> values;
+  for (const std::string& text : texts) values.push_back(parse(text, flag));
+  if (values.empty()) throw InvalidArgument(std::string(flag) + ": expected at least one value");
+  return values;
+}
+
+// Fails before a long run rather than after it if the JSON file cannot be created.
+void check_writable_directory(const std::string& path, const char* flag) {
+  std::string directory = std::filesystem::path(path).parent_path().string();
+  if (directory.empty()) directory = ".";
+  if (::access(directory.c_str(), W_OK) != 0) {
+    throw IoError(std::string(flag) + " " + path + ": cannot write into '" + directory +
+                  "': " + std::strerror(errno));
+  }
+}
+
+// Runs every (impl, dtype) on an empty problem (L = 0) of the benchmark's shape, so that a
+// bad --dim or --isa is reported before the peak measurement rather than after it.
+void check_configuration(const BenchSetup& setup, const std::vector<AttentionImpl>& impls,
+                         const std::vector<DType>& dtypes) {
+  const std::array<int64_t, 4> shape{setup.batch, setup.heads, 0, setup.dim};
+  const float f32 = 0.0f;
+  float out = 0.0f;
+  const uint16_t bf16 = 0;
+  for (AttentionImpl impl : impls) {
+    for (DType dtype : dtypes) {
+      AttentionOptions options;
+      options.impl = impl;
+      options.threads = setup.threads;
+      options.isa = setup.isa;
+      const ConstTensorView input =
+          dtype == DType::f32 ? const_view(&f32, shape) : const_view(&bf16, shape);
+      try {
+        attention(input, input, input, mutable_view(&out, shape), options);
+      } catch (const InvalidArgument& e) {
+        throw InvalidArgument("--batch " + std::to_string(setup.batch) + " --heads " +
+                              std::to_string(setup.heads) + " --dim " + std::to_string(setup.dim) +
+                              ": " + e.what());
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void add_bench_attention_options(CLI::App& command, BenchAttentionArgs& args) {
+  command.add_option("--seq", args.seq, "sequence lengths (Lq = Lk), comma-separated")
+      ->delimiter(',')
+      ->check(integer_at_least(1))
+      ->capture_default_str();
+  command.add_option("--batch", args.batch)->check(integer_at_least(1))->capture_default_str();
+  command.add_option("--heads", args.heads)->check(integer_at_least(1))->capture_default_str();
+  command.add_option("--dim", args.dim, "head dimension d = dv")
+      ->check(integer_at_least(1))
+      ->capture_default_str();
+  command.add_option("--dtype", args.dtypes, "fp32, bf16, comma-separated")
+      ->delimiter(',')
+      ->capture_default_str();
+  command.add_option("--impl", args.impls, "fused, unfused, reference, comma-separated")
+      ->delimiter(',')
+      ->capture_default_str();
+  command.add_option("--threads", args.threads, "0: OpenMP's default")
+      ->check(integer_in_range(0, kMaxThreads))
+      ->capture_default_str();
+  command.add_option("--reps", args.reps, "timed runs per case (fewer once a case takes 3 s)")
+      ->check(integer_at_least(1))
+      ->capture_default_str();
+  command.add_option("--json", args.json, "also write the results as a JSON array")
+      ->type_name("FILE");
+  command.add_flag("--causal", args.causal, "causal masking (FLOPs still counted dense)");
+}
+
+void run_bench_attention(const BenchAttentionArgs& args, Isa isa) {
+  const std::vector<AttentionImpl> impls =
+      parse_list<AttentionImpl>(args.impls, "--impl", parse_impl);
+  const std::vector<DType> dtypes = parse_list<DType>(args.dtypes, "--dtype", parse_dtype_arg);
+  if (args.seq.empty()) throw InvalidArgument("--seq: expected at least one length");
+  for (int64_t seq : args.seq) {
+    int64_t elements = 1;
+    for (int64_t factor : {args.batch, args.heads, seq, args.dim}) {
+      if (__builtin_mul_overflow(elements, factor, &elements)) {
+        throw InvalidArgument("--seq " + std::to_string(seq) +
+                              ": B*H*L*d overflows 64 bits; expected a smaller problem");
+      }
+    }
+  }
+  if (!args.json.empty()) check_writable_directory(args.json, "--json");
+
+  BenchSetup setup;
+  setup.batch = args.batch;
+  setup.heads = args.heads;
+  setup.dim = args.dim;
+  setup.causal = args.causal;
+  setup.isa = resolve_isa(isa);
+  setup.threads = args.threads > 0 ? args.threads : omp_get_max_threads();
+  check_configuration(setup, impls, dtypes);
+
+  std::printf("dfss %s bench attention: B=%lld H=%lld d=%lld causal=%s threads=%d isa=%s\n",
+              version(), static_cast<long long>(setup.batch), static_cast<long long>(setup.heads),
+              static_cast<long long>(setup.dim), setup.causal ? "yes" : "no", setup.threads,
+              isa_name(setup.isa));
+  const double peak_f32 = kernels::measure_fma_peak_gflops(setup.isa, false, setup.threads);
+  const bool any_bf16 = std::find(dtypes.begin(), dtypes.end(), DType::bf16) != dtypes.end();
+  const double peak_bf16 =
+      any_bf16 ? kernels::measure_fma_peak_gflops(setup.isa, true, setup.threads) : peak_f32;
+  std::printf("peak (FMA loop, %d threads): fp32 %.1f GFLOP/s", setup.threads, peak_f32);
+  if (any_bf16) std::printf(", bf16 %.1f GFLOP/s", peak_bf16);
+  std::printf("\nFLOPs = 4*B*H*L*L*d; error = max |out - reference| on %lld query rows per head\n",
+              static_cast<long long>(kSampledRows));
+  for (AttentionImpl impl : impls) {
+    for (DType dtype : dtypes) {
+      std::printf("kernel %s/%s: %s\n", impl_name(impl), dtype_arg_name(dtype),
+                  attention_kernel_name(impl, dtype, setup.isa).c_str());
+    }
+  }
+  print_table_header();
+
+  std::vector<BenchResult> results;
+  for (int64_t seq : args.seq) {
+    const BenchInputs inputs = make_inputs(setup, seq);
+    std::vector<float> out(inputs.q.size());
+    for (DType dtype : dtypes) {
+      // Rows of one (L, dtype) group are printed together, once the unfused time that
+      // the speedups refer to is known.
+      std::vector<BenchResult> group;
+      for (AttentionImpl impl : impls) {
+        const BenchCase config{impl, dtype, seq};
+        group.push_back(run_case(config, setup, inputs, args.reps,
+                                 dtype == DType::bf16 ? peak_bf16 : peak_f32, out));
+      }
+      const auto unfused = std::find_if(group.begin(), group.end(), [](const BenchResult& r) {
+        return r.config.impl == AttentionImpl::unfused;
+      });
+      for (BenchResult& result : group) {
+        if (unfused != group.end()) result.speedup_vs_unfused = unfused->ms / result.ms;
+        print_table_row(result);
+        results.push_back(result);
+      }
+    }
+  }
+
+  if (!args.json.empty()) {
+    const std::string text = results_json(results, setup).dump(2) + "\n";
+    io::write_file_atomically(args.json,
+                              {{reinterpret_cast<const uint8_t*>(text.data()), text.size()}});
+    std::printf("wrote %s\n", args.json.c_str());
+  }
+}
+
+}  // namespace dfss::cli

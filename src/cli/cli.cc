@@ -1,0 +1,106 @@
+#include "cli/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <charconv>
+#include <iostream>
+#include <new>
+#include <string>
+
+#include "cli/commands.h"
+#include "dfss/errors.h"
+#include "dfss/version.h"
+
+namespace dfss::cli {
+namespace {
+
+constexpr int kExitError = 2;
+
+}  // namespace
+
+namespace {
+
+CLI::Validator integer_validator(int64_t minimum, int64_t maximum, const std::string& expected,
+                                 const std::string& name) {
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        int64_t value = 0;
+        const char* end = text.data() + text.size();
+        const auto [stop, error] = std::from_chars(text.data(), end, value);
+        if (error != std::errc() || stop != end || value < minimum || value > maximum) {
+          return "expected " + expected + ", got '" + text + "'";
+        }
+        return "";
+      },
+      name);
+}
+
+}  // namespace
+
+CLI::Validator integer_at_least(int64_t minimum) {
+  return integer_validator(minimum, INT64_MAX, "an integer >= " + std::to_string(minimum),
+                           "INT>=" + std::to_string(minimum));
+}
+
+CLI::Validator integer_in_range(int64_t minimum, int64_t maximum) {
+  const std::string range = std::to_string(minimum) + ".." + std::to_string(maximum);
+  return integer_validator(minimum, maximum, "an integer in " + range, "INT:" + range);
+}
+
+DType parse_dtype_arg(const std::string& text, const std::string& argument) {
+  if (text == "fp32") return DType::f32;
+  if (text == "bf16") return DType::bf16;
+  throw InvalidArgument(argument + ": expected one of fp32, bf16; got '" + text + "'");
+}
+
+const char* dtype_arg_name(DType dtype) {
+  return dtype == DType::f32 ? "fp32" : "bf16";
+}
+
+int run(int argc, char** argv) {
+  CLI::App app("dfss: dynamic N:M sparse attention on CPU", "dfss");
+  app.set_version_flag("--version", std::string("dfss ") + version());
+  app.require_subcommand(1);
+  // Lets global options such as --isa also follow the subcommand.
+  app.fallthrough();
+
+  std::string isa_text = "auto";
+  app.add_option("--isa", isa_text,
+                 "kernels to use: auto, scalar, avx2, avx512, avx512_bf16 (default: DFSS_ISA "
+                 "or the best this CPU supports)");
+
+  CLI::App* info = app.add_subcommand("info", "Show the detected ISA, kernels and threads");
+
+  AttentionArgs attention_args;
+  CLI::App* attention = app.add_subcommand("attention", "Run attention on .npy files");
+  add_attention_options(*attention, attention_args);
+
+  BenchAttentionArgs bench_args;
+  CLI::App* bench = app.add_subcommand("bench", "Benchmarks");
+  bench->require_subcommand(1);
+  bench->fallthrough();
+  CLI::App* bench_attention =
+      bench->add_subcommand("attention", "Time attention implementations on random inputs");
+  add_bench_attention_options(*bench_attention, bench_args);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version arrive here too, with exit code 0.
+    return app.exit(e) == 0 ? 0 : kExitError;
+  }
+
+  try {
+    const Isa isa = parse_isa(isa_text, "--isa");
+    if (info->parsed()) run_info(isa);
+    if (attention->parsed()) run_attention(attention_args, isa);
+    if (bench_attention->parsed()) run_bench_attention(bench_args, isa);
+    return 0;
+  } catch (const Error& e) {
+    std::cerr << "dfss: error: " << e.what() << "\n";
+  } catch (const std::bad_alloc&) {
+    std::cerr << "dfss: error: out of memory\n";
+  }
+  return kExitError;
+}
+
+}  // namespace dfss::cli

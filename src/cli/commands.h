@@ -1,0 +1,62 @@
+// The dfss subcommands: their arguments, how they register with CLI11, and how they run.
+// cli.cc owns parsing and error reporting; each command lives in its own file.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dfss/cpu.h"
+#include "dfss/tensor.h"
+
+namespace CLI {
+class App;
+class Validator;
+}  // namespace CLI
+
+namespace dfss::cli {
+
+// `dfss info`: ISAs, kernel names and threads. `isa` is the --isa choice.
+void run_info(Isa isa);
+
+struct AttentionArgs {
+  std::string q, k, v, mask, out;
+  bool causal = false;
+  float scale = 0.0f;  // only used when has_scale
+  bool has_scale = false;
+  std::string impl = "fused";
+  std::string dtype = "fp32";
+  int threads = 0;
+};
+void add_attention_options(CLI::App& command, AttentionArgs& args);
+void run_attention(const AttentionArgs& args, Isa isa);
+
+struct BenchAttentionArgs {
+  std::vector<int64_t> seq{384, 1024, 2048, 4096};
+  int64_t batch = 1;
+  int64_t heads = 12;
+  int64_t dim = 64;
+  std::vector<std::string> dtypes{"fp32", "bf16"};
+  std::vector<std::string> impls{"fused", "unfused"};
+  int threads = 0;
+  int reps = 5;
+  std::string json;
+  bool causal = false;
+};
+void add_bench_attention_options(CLI::App& command, BenchAttentionArgs& args);
+void run_bench_attention(const BenchAttentionArgs& args, Isa isa);
+
+// Accept a decimal integer >= `minimum` (and <= `maximum`); CLI11's own number checks
+// print a 300-digit range.
+CLI::Validator integer_at_least(int64_t minimum);
+CLI::Validator integer_in_range(int64_t minimum, int64_t maximum);
+
+// Upper bound of --threads: far above any real machine, well below what crashes OpenMP.
+inline constexpr int kMaxThreads = 1024;
+
+// The command line spells dtypes "fp32" and "bf16"; throws InvalidArgument naming
+// `argument` for anything else.
+DType parse_dtype_arg(const std::string& text, const std::string& argument);
+const char* dtype_arg_name(DType dtype);
+
+}  // namespace dfss::cli

@@ -1,0 +1,249 @@
+#include "io/npy.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bit>
+#include <cerrno>
+#include <cstring>
+
+#include "dfss/errors.h"
+#include "io/atomic_file.h"
+#include "io/npy_header.h"
+
+namespace dfss::io {
+
+// Data is copied byte for byte between the file and typed storage.
+static_assert(std::endian::native == std::endian::little, "dfss assumes a little-endian host");
+
+namespace {
+
+using detail::NpyHeader;
+using detail::NpyPreamble;
+
+// Sizes `array`'s storage for `header` and returns where its bytes go.
+std::span<uint8_t> allocate(NpyArray& array, const NpyHeader& header) {
+  array.dtype = header.dtype;
+  array.shape = header.shape;
+  const auto n = static_cast<size_t>(header.numel);
+  void* data = nullptr;
+  switch (header.dtype) {
+    case NpyDType::f32:
+      array.f32.resize(n);
+      data = array.f32.data();
+      break;
+    case NpyDType::bool_:
+      array.bool_.resize(n);
+      data = array.bool_.data();
+      break;
+    case NpyDType::f64:
+      array.f64.resize(n);
+      data = array.f64.data();
+      break;
+    case NpyDType::i64:
+      array.i64.resize(n);
+      data = array.i64.data();
+      break;
+  }
+  return {static_cast<uint8_t*>(data), static_cast<size_t>(header.data_bytes)};
+}
+
+// NumPy itself writes only 0 and 1 for bools; anything else means a corrupt file.
+void check_bools(const NpyArray& array, const std::string& name) {
+  for (size_t i = 0; i < array.bool_.size(); ++i) {
+    if (array.bool_[i] > 1) {
+      throw FormatError(name + ": bool element " + std::to_string(i) + " has byte value " +
+                        std::to_string(array.bool_[i]) + "; expected 0 or 1");
+    }
+  }
+}
+
+std::span<const uint8_t> storage_bytes(const NpyArray& array) {
+  const void* data = nullptr;
+  size_t count = 0;
+  switch (array.dtype) {
+    case NpyDType::f32:
+      data = array.f32.data();
+      count = array.f32.size();
+      break;
+    case NpyDType::bool_:
+      data = array.bool_.data();
+      count = array.bool_.size();
+      break;
+    case NpyDType::f64:
+      data = array.f64.data();
+      count = array.f64.size();
+      break;
+    case NpyDType::i64:
+      data = array.i64.data();
+      count = array.i64.size();
+      break;
+  }
+  return {static_cast<const uint8_t*>(data),
+          count * static_cast<size_t>(npy_dtype_size(array.dtype))};
+}
+
+// Header for writing `numel` elements of `dtype` as `shape`; `name` prefixes errors.
+std::string header_for_writing(NpyDType dtype, const std::vector<int64_t>& shape,
+                               size_t stored_elements, const std::string& name) {
+  if (shape.size() > detail::kNpyMaxDims) {
+    throw InvalidArgument(name + ": shape " + shape_string(shape) + " has more than " +
+                          std::to_string(detail::kNpyMaxDims) + " dimensions");
+  }
+  int64_t numel = 0;
+  uint64_t bytes = 0;
+  const std::string problem = detail::checked_size(shape, npy_dtype_size(dtype), &numel, &bytes);
+  if (!problem.empty()) {
+    throw InvalidArgument(name + ": invalid shape " + shape_string(shape) + ": " + problem);
+  }
+  if (static_cast<uint64_t>(numel) != stored_elements) {
+    throw InvalidArgument(name + ": shape " + shape_string(shape) + " has " +
+                          std::to_string(numel) + " elements, but " +
+                          std::to_string(stored_elements) + " are stored");
+  }
+  return detail::format_npy_preamble_and_header(dtype, shape);
+}
+
+std::span<const uint8_t> as_bytes(const std::string& text) {
+  return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
+}
+
+// A file descriptor closed on scope exit.
+class File {
+ public:
+  explicit File(int fd) : fd_(fd) {}
+  ~File() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Reads exactly `out.size()` bytes at `offset`.
+void read_exactly(const File& file, uint64_t offset, std::span<uint8_t> out,
+                  const std::string& path) {
+  while (!out.empty()) {
+    const ssize_t got = ::pread(file.fd(), out.data(), out.size(), static_cast<off_t>(offset));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      throw IoError(path + ": cannot read: " + std::strerror(errno));
+    }
+    if (got == 0) throw IoError(path + ": cannot read: the file shrank while being read");
+    out = out.subspan(static_cast<size_t>(got));
+    offset += static_cast<uint64_t>(got);
+  }
+}
+
+}  // namespace
+
+const char* npy_dtype_name(NpyDType dtype) {
+  switch (dtype) {
+    case NpyDType::f32: return "float32";
+    case NpyDType::bool_: return "bool";
+    case NpyDType::f64: return "float64";
+    case NpyDType::i64: return "int64";
+  }
+  return "unknown";
+}
+
+int64_t npy_dtype_size(NpyDType dtype) {
+  switch (dtype) {
+    case NpyDType::f32: return 4;
+    case NpyDType::bool_: return 1;
+    case NpyDType::f64: return 8;
+    case NpyDType::i64: return 8;
+  }
+  return 1;
+}
+
+int64_t NpyArray::numel() const {
+  int64_t count = 1;
+  for (int64_t dim : shape) count *= dim;
+  return count;
+}
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) text += ", ";
+    text += std::to_string(shape[i]);
+  }
+  return text + "]";
+}
+
+NpyArray parse_npy(std::span<const uint8_t> bytes, const std::string& name) {
+  const NpyPreamble preamble = detail::parse_npy_preamble(
+      bytes.first(std::min(bytes.size(), detail::kNpyMaxPreambleSize)), bytes.size(), name);
+  const std::string_view header_text(
+      reinterpret_cast<const char*>(bytes.data()) + preamble.header_offset, preamble.header_length);
+  const NpyHeader header = detail::parse_npy_header(preamble, header_text, bytes.size(), name);
+  NpyArray array;
+  const std::span<uint8_t> data = allocate(array, header);
+  if (!data.empty()) std::memcpy(data.data(), bytes.data() + header.data_offset, data.size());
+  check_bools(array, name);
+  return array;
+}
+
+NpyArray read_npy(const std::string& path) {
+  const File file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (file.fd() < 0) throw IoError(path + ": cannot open: " + std::strerror(errno));
+  struct stat info;
+  if (::fstat(file.fd(), &info) != 0) {
+    throw IoError(path + ": cannot stat: " + std::strerror(errno));
+  }
+  if (S_ISDIR(info.st_mode)) throw IoError(path + ": is a directory; expected a .npy file");
+  // The size must be known up front to bound every allocation by it.
+  if (!S_ISREG(info.st_mode)) throw IoError(path + ": not a regular file; expected a .npy file");
+  const auto file_size = static_cast<uint64_t>(info.st_size);
+
+  uint8_t first[detail::kNpyMaxPreambleSize];
+  const std::span<uint8_t> first_bytes(first,
+                                       std::min<uint64_t>(file_size, detail::kNpyMaxPreambleSize));
+  read_exactly(file, 0, first_bytes, path);
+  const NpyPreamble preamble = detail::parse_npy_preamble(first_bytes, file_size, path);
+
+  std::string header_text(preamble.header_length, '\0');  // <= file_size, checked
+  read_exactly(file, preamble.header_offset,
+               {reinterpret_cast<uint8_t*>(header_text.data()), header_text.size()}, path);
+  const NpyHeader header = detail::parse_npy_header(preamble, header_text, file_size, path);
+
+  NpyArray array;
+  read_exactly(file, header.data_offset, allocate(array, header), path);
+  check_bools(array, path);
+  return array;
+}
+
+std::vector<uint8_t> encode_npy(const NpyArray& array) {
+  const std::span<const uint8_t> data = storage_bytes(array);
+  const std::string header = header_for_writing(
+      array.dtype, array.shape, data.size() / npy_dtype_size(array.dtype), "encode_npy");
+  std::vector<uint8_t> out(header.begin(), header.end());
+  out.insert(out.end(), data.begin(), data.end());
+  return out;
+}
+
+void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape) {
+  int64_t numel = 0;
+  uint64_t bytes = 0;
+  // Validated here so that a bad shape cannot make the byte count below wrap around.
+  const std::string problem = detail::checked_size(shape, 4, &numel, &bytes);
+  if (!problem.empty()) {
+    throw InvalidArgument(path + ": invalid shape " + shape_string(shape) + ": " + problem);
+  }
+  const std::string header = header_for_writing(NpyDType::f32, shape, numel, path);
+  write_file_atomically(path, {as_bytes(header), {reinterpret_cast<const uint8_t*>(data), bytes}});
+}
+
+void write_npy(const std::string& path, const NpyArray& array) {
+  const std::span<const uint8_t> data = storage_bytes(array);
+  const std::string header =
+      header_for_writing(array.dtype, array.shape, data.size() / npy_dtype_size(array.dtype), path);
+  write_file_atomically(path, {as_bytes(header), data});
+}
+
+}  // namespace dfss::io

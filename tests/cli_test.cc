@@ -1,0 +1,307 @@
+// End-to-end tests of the dfss binary: real processes on real .npy files.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dfss/attention.h"
+#include "dfss/version.h"
+#include "io/npy.h"
+#include "temp_dir.h"
+
+namespace dfss {
+namespace {
+
+using test::TempDir;
+
+constexpr std::array<int64_t, 4> kQShape{2, 3, 5, 8};
+constexpr std::array<int64_t, 4> kKShape{2, 3, 7, 8};
+constexpr std::array<int64_t, 4> kVShape{2, 3, 7, 4};
+constexpr std::array<int64_t, 4> kOutShape{2, 3, 5, 4};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+// Runs `dfss <args>` with the shell; stdout and stderr are captured in files under `dir`.
+CliResult run_cli(const TempDir& dir, const std::string& args) {
+  const std::string out = dir.file("stdout.txt"), err = dir.file("stderr.txt");
+  const std::string command =
+      std::string("'") + DFSS_CLI_PATH + "' " + args + " >'" + out + "' 2>'" + err + "'";
+  const int status = std::system(command.c_str());
+  CliResult result;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.out = read_file(out);
+  result.err = read_file(err);
+  return result;
+}
+
+std::vector<float> random_values(std::array<int64_t, 4> shape, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> values(static_cast<size_t>(shape[0] * shape[1] * shape[2] * shape[3]));
+  for (float& value : values) value = normal(rng);
+  return values;
+}
+
+std::vector<int64_t> to_vector(std::array<int64_t, 4> shape) {
+  return {shape.begin(), shape.end()};
+}
+
+std::vector<uint16_t> to_bf16(const std::vector<float>& values) {
+  std::vector<uint16_t> out;
+  for (float value : values) out.push_back(float_to_bf16(value));
+  return out;
+}
+
+// Q, K, V written to q.npy, k.npy, v.npy in a temp dir, plus the same data in memory.
+class CliTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    io::write_npy(q_path_, q_.data(), to_vector(kQShape));
+    io::write_npy(k_path_, k_.data(), to_vector(kKShape));
+    io::write_npy(v_path_, v_.data(), to_vector(kVShape));
+  }
+
+  std::string inputs() const {
+    return "--q '" + q_path_ + "' --k '" + k_path_ + "' --v '" + v_path_ + "'";
+  }
+
+  // What the library computes for the same inputs.
+  std::vector<float> expected(const AttentionOptions& options, DType dtype = DType::f32) const {
+    std::vector<float> out(2 * 3 * 5 * 4);
+    if (dtype == DType::bf16) {
+      const auto q = to_bf16(q_), k = to_bf16(k_), v = to_bf16(v_);
+      attention(const_view(q.data(), kQShape), const_view(k.data(), kKShape),
+                const_view(v.data(), kVShape), mutable_view(out.data(), kOutShape), options);
+    } else {
+      attention(const_view(q_.data(), kQShape), const_view(k_.data(), kKShape),
+                const_view(v_.data(), kVShape), mutable_view(out.data(), kOutShape), options);
+    }
+    return out;
+  }
+
+  // Runs `dfss attention` and returns out.npy, which must be [2, 3, 5, 4] float32.
+  std::vector<float> run_attention(const std::string& extra_args) const {
+    std::filesystem::remove(out_path_);
+    const CliResult result =
+        run_cli(dir_, "attention " + inputs() + " --out '" + out_path_ + "' " + extra_args);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_EQ(result.err, "");
+    if (result.exit_code != 0) return {};
+    const io::NpyArray out = io::read_npy(out_path_);
+    EXPECT_EQ(out.dtype, io::NpyDType::f32);
+    EXPECT_EQ(out.shape, to_vector(kOutShape));
+    return out.f32;
+  }
+
+  TempDir dir_;
+  const std::string q_path_ = dir_.file("q.npy"), k_path_ = dir_.file("k.npy"),
+                    v_path_ = dir_.file("v.npy"), out_path_ = dir_.file("out.npy");
+  const std::vector<float> q_ = random_values(kQShape, 1), k_ = random_values(kKShape, 2),
+                           v_ = random_values(kVShape, 3);
+};
+
+// Bit-for-bit: the CLI must run exactly what the library runs.
+void expect_same_bits(const std::vector<float>& actual, const std::vector<float>& expected) {
+  ASSERT_EQ(actual.size(), expected.size());
+  EXPECT_EQ(std::memcmp(actual.data(), expected.data(), actual.size() * sizeof(float)), 0);
+}
+
+TEST_F(CliTest, VersionHelpAndInfoSucceed) {
+  CliResult result = run_cli(dir_, "--version");
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.out, std::string("dfss ") + version() + "\n");
+
+  result = run_cli(dir_, "--help");
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_NE(result.out.find("attention"), std::string::npos) << result.out;
+
+  result = run_cli(dir_, "attention --help");
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_NE(result.out.find("--mask"), std::string::npos) << result.out;
+
+  result = run_cli(dir_, "info");
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find(std::string("isa detected:  ") + isa_name(detected_isa())),
+            std::string::npos)
+      << result.out;
+  EXPECT_NE(result.out.find(attention_kernel_name(AttentionImpl::fused, DType::bf16)),
+            std::string::npos)
+      << result.out;
+
+  result = run_cli(dir_, "--isa scalar info");
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("isa in use:    scalar (--isa)"), std::string::npos) << result.out;
+}
+
+TEST_F(CliTest, AttentionEqualsTheLibrary) {
+  struct Case {
+    std::string args;
+    AttentionImpl impl;
+    DType dtype;
+    bool causal;
+    std::optional<float> scale;
+    Isa isa;
+  };
+  const std::vector<Case> cases = {
+      {"", AttentionImpl::fused, DType::f32, false, {}, Isa::automatic},
+      {"--impl unfused --causal --scale 0.3", AttentionImpl::unfused, DType::f32, true, 0.3f,
+       Isa::automatic},
+      {"--impl reference", AttentionImpl::reference, DType::f32, false, {}, Isa::automatic},
+      {"--dtype bf16", AttentionImpl::fused, DType::bf16, false, {}, Isa::automatic},
+      {"--impl unfused --dtype bf16 --causal",
+       AttentionImpl::unfused,
+       DType::bf16,
+       true,
+       {},
+       Isa::automatic},
+      {"--threads 1 --isa scalar", AttentionImpl::fused, DType::f32, false, {}, Isa::scalar},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.args);
+    AttentionOptions options;
+    options.impl = c.impl;
+    options.causal = c.causal;
+    options.scale = c.scale;
+    options.isa = c.isa;
+    expect_same_bits(run_attention(c.args), expected(options, c.dtype));
+  }
+}
+
+TEST_F(CliTest, BoolMaskEqualsFloatMask) {
+  io::NpyArray bool_mask;
+  bool_mask.dtype = io::NpyDType::bool_;
+  bool_mask.shape = {2, 7};
+  bool_mask.bool_ = {1, 1, 0, 1, 1, 1, 0, /**/ 1, 1, 1, 1, 0, 0, 0};
+  std::vector<float> additive;
+  for (uint8_t attend : bool_mask.bool_) {
+    additive.push_back(attend ? 0.0f : -std::numeric_limits<float>::infinity());
+  }
+  io::write_npy(dir_.file("bool_mask.npy"), bool_mask);
+  io::write_npy(dir_.file("float_mask.npy"), additive.data(), {2, 7});
+
+  const std::vector<float> from_bool = run_attention("--mask '" + dir_.file("bool_mask.npy") + "'");
+  const std::vector<float> from_float =
+      run_attention("--mask '" + dir_.file("float_mask.npy") + "'");
+  expect_same_bits(from_bool, from_float);
+  AttentionOptions options;
+  options.mask.additive = additive.data();
+  expect_same_bits(from_bool, expected(options));
+  // The mask must have changed something.
+  EXPECT_NE(std::memcmp(from_bool.data(), expected({}).data(), from_bool.size() * 4), 0);
+}
+
+TEST_F(CliTest, ErrorsExitTwoNameTheArgumentAndWriteNothing) {
+  const std::string rank2 = dir_.file("rank2.npy");
+  const std::vector<float> twelve(12, 1.0f);
+  io::write_npy(rank2, twelve.data(), {3, 4});
+  io::NpyArray bools;
+  bools.dtype = io::NpyDType::bool_;
+  bools.shape = {1, 1, 1, 1};
+  bools.bool_ = {1};
+  const std::string bool_q = dir_.file("bool.npy");
+  io::write_npy(bool_q, bools);
+  const std::string garbage = dir_.file("garbage.npy");
+  std::ofstream(garbage) << "not numpy";
+  const std::string short_v = dir_.file("short_v.npy");
+  const std::vector<float> v6(2 * 3 * 6 * 4, 1.0f);
+  io::write_npy(short_v, v6.data(), {2, 3, 6, 4});
+  const std::string missing = dir_.file("missing.npy");
+
+  const std::string q = "--q '" + q_path_ + "'", k = " --k '" + k_path_ + "'",
+                    v = " --v '" + v_path_ + "'";
+  const std::string out = " --out '" + out_path_ + "'";
+  struct Case {
+    std::string args;
+    std::string expected;  // in stderr
+  };
+  const std::vector<Case> cases = {
+      {"attention " + inputs(), "--out is required"},
+      {"attention " + inputs() + out + " --bogus", "--bogus"},
+      {"attention --q '" + missing + "'" + k + v + out,
+       "dfss: error: --q " + missing + ": cannot open: No such file or directory\n"},
+      {"attention --q '" + rank2 + "'" + k + v + out,
+       "dfss: error: --q " + rank2 +
+           ": expected a 4-D float32 array [B, H, Lq, d], got shape [3, 4]\n"},
+      {"attention --q '" + bool_q + "'" + k + v + out, "got a bool array of shape [1, 1, 1, 1]"},
+      {"attention " + q + " --k '" + garbage + "'" + v + out,
+       "--k " + garbage + ": not a .npy file"},
+      {"attention " + q + k + " --v '" + dir_.path().string() + "'" + out,
+       "--v " + dir_.path().string() + ": is a directory"},
+      {"attention " + q + k + " --v '" + short_v + "'" + out, "dfss: error: "},
+      {"attention " + inputs() + out + " --impl sparse",
+       "dfss: error: --impl: expected one of reference, unfused, fused; got 'sparse'"},
+      {"attention " + inputs() + out + " --dtype fp16",
+       "dfss: error: --dtype: expected one of fp32, bf16; got 'fp16'"},
+      {"attention " + inputs() + out + " --isa avx3", "dfss: error: --isa: expected one of"},
+      {"attention " + inputs() + out + " --threads -1", "--threads"},
+      {"attention " + inputs() + out + " --mask '" + rank2 + "'",
+       "--mask " + rank2 +
+           ": expected a float32 (additive) or bool (true = attend) array [B, Lk] = [2, 7]"},
+      {"bench attention --impl sparse", "--impl: expected one of"},
+      {"bench attention --seq 0", "--seq"},
+      {"", "A subcommand is required"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.args);
+    const CliResult result = run_cli(dir_, c.args);
+    EXPECT_EQ(result.exit_code, 2);
+    EXPECT_NE(result.err.find(c.expected), std::string::npos) << result.err;
+    EXPECT_FALSE(std::filesystem::exists(out_path_));
+  }
+
+  // An existing output is left alone when the command fails.
+  std::ofstream(out_path_) << "keep";
+  EXPECT_EQ(run_cli(dir_, "attention " + q + k + " --v '" + short_v + "'" + out).exit_code, 2);
+  EXPECT_EQ(read_file(out_path_), "keep");
+  // No temporary file was left behind.
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
+    EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos) << entry.path();
+  }
+}
+
+TEST_F(CliTest, BenchPrintsATableAndWritesJson) {
+  const std::string json_path = dir_.file("bench.json");
+  const CliResult result =
+      run_cli(dir_,
+              "bench attention --seq 16,40 --batch 1 --heads 2 --dim 8 --dtype fp32,bf16 "
+              "--impl fused,unfused --reps 2 --threads 1 --causal --json '" +
+                  json_path + "'");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("peak"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("speedup"), std::string::npos) << result.out;
+
+  const nlohmann::json json = nlohmann::json::parse(read_file(json_path));
+  ASSERT_TRUE(json.is_array());
+  ASSERT_EQ(json.size(), 8u);
+  for (const nlohmann::json& row : json) {
+    for (const char* key : {"impl", "dtype", "L", "ms", "gflops", "speedup_vs_unfused",
+                            "max_abs_err", "pct_peak", "threads", "batch", "heads", "dim"}) {
+      EXPECT_TRUE(row.contains(key)) << key;
+    }
+    EXPECT_GT(row["ms"].get<double>(), 0.0);
+    EXPECT_EQ(row["threads"], 1);
+    EXPECT_LT(row["max_abs_err"].get<double>(), row["dtype"] == "fp32" ? 1e-4 : 5e-2) << row;
+    if (row["impl"] == "unfused") {
+      EXPECT_DOUBLE_EQ(row["speedup_vs_unfused"].get<double>(), 1.0);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dfss
