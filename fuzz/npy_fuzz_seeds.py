@@ -35,6 +35,8 @@ def main():
         "bool_4": image(header("|b1", (4,)), b"\x01\x00\x01\x01"),
         "f64_2": image(header("<f8", (2,)), struct.pack("<2d", 1.5, -3.0)),
         "i64_1x1": image(header("<i8", (1, 1)), struct.pack("<q", -7)),
+        "i32_3": image(header("<i4", (3,)), struct.pack("<3i", -1, 0, 2**31 - 1)),
+        "u16_2x2": image(header("<u2", (2, 2)), struct.pack("<4H", 0, 4, 0xE9, 0xFFFF)),
         "unaligned_header": image(header("<f4", (1,)), f32[:4], align=1),
         "fortran": image(header("<f4", (2, 3), fortran="True"), f32),
         "big_endian": image(header(">f4", (2, 3)), f32),

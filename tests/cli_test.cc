@@ -13,8 +13,10 @@
 #include <vector>
 
 #include "dfss/attention.h"
+#include "dfss/compressed_scores.h"
 #include "dfss/version.h"
 #include "io/npy.h"
+#include "io/npz.h"
 #include "temp_dir.h"
 
 namespace dfss {
@@ -107,6 +109,12 @@ class CliTest : public testing::Test {
     EXPECT_EQ(out.dtype, io::NpyDType::f32);
     EXPECT_EQ(out.shape, to_vector(kOutShape));
     return out.f32;
+  }
+
+  // What the library exports for the same inputs.
+  CompressedScores expected_scores(const AttentionOptions& options) const {
+    return compressed_scores(const_view(q_.data(), kQShape), const_view(k_.data(), kKShape),
+                             const_view(v_.data(), kVShape), options);
   }
 
   TempDir dir_;
@@ -301,6 +309,216 @@ TEST_F(CliTest, BenchPrintsATableAndWritesJson) {
       EXPECT_DOUBLE_EQ(row["speedup_vs_unfused"].get<double>(), 1.0);
     }
   }
+}
+
+TEST_F(CliTest, PatternEqualsTheLibrary) {
+  struct Case {
+    std::string args;
+    AttentionImpl impl;
+    DType dtype;
+    bool causal;
+    SparsityPattern pattern;
+  };
+  const std::vector<Case> cases = {
+      {"--pattern 2:4", AttentionImpl::fused, DType::f32, false, {2, 4}},
+      {"--pattern 2:4 --impl unfused --causal", AttentionImpl::unfused, DType::f32, true, {2, 4}},
+      {"--pattern 1:2 --impl reference", AttentionImpl::reference, DType::f32, false, {1, 2}},
+      {"--pattern 2:8 --dtype bf16", AttentionImpl::fused, DType::bf16, false, {2, 8}},
+      {"--pattern 3:8 --impl unfused", AttentionImpl::unfused, DType::f32, false, {3, 8}},
+      {"--pattern dense", AttentionImpl::fused, DType::f32, false, {}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.args);
+    AttentionOptions options;
+    options.impl = c.impl;
+    options.causal = c.causal;
+    options.pattern = c.pattern;
+    expect_same_bits(run_attention(c.args), expected(options, c.dtype));
+  }
+  // Pruning must have changed something.
+  AttentionOptions two_of_four;
+  two_of_four.pattern = {2, 4};
+  EXPECT_NE(expected(two_of_four), expected({}));
+}
+
+TEST_F(CliTest, InvalidPatternsExitTwoListingTheAcceptedForms) {
+  const std::string out = " --out '" + out_path_ + "'";
+  for (const std::string pattern : {"3:2", "0:4", "2:9", "4:4", "abc", "2:", ":4", "2:4:1"}) {
+    SCOPED_TRACE(pattern);
+    for (const std::string& command :
+         {"attention " + inputs() + out, std::string("bench attention --seq 8 --reps 1")}) {
+      const CliResult result = run_cli(dir_, command + " --pattern '" + pattern + "'");
+      EXPECT_EQ(result.exit_code, 2);
+      EXPECT_NE(result.err.find("--pattern: expected 'dense' or 'N:M' with 1 <= N < M <= 8 "
+                                "(e.g. 2:4, 1:2, 2:8); got '" +
+                                pattern + "'"),
+                std::string::npos)
+          << result.err;
+      EXPECT_FALSE(std::filesystem::exists(out_path_));
+    }
+  }
+}
+
+TEST_F(CliTest, ScoresOutRoundTripsAndMatchesTheLibrary) {
+  const std::string scores_path = dir_.file("scores.npz");
+  for (const SparsityPattern pattern :
+       {SparsityPattern{2, 4}, SparsityPattern{1, 2}, SparsityPattern{2, 8}}) {
+    for (const bool causal : {false, true}) {
+      SCOPED_TRACE(pattern.to_string() + (causal ? " causal" : ""));
+      AttentionOptions options;
+      options.pattern = pattern;
+      options.causal = causal;
+      std::filesystem::remove(scores_path);
+      const std::vector<float> out =
+          run_attention("--pattern " + pattern.to_string() + (causal ? " --causal" : "") +
+                        " --scores-out '" + scores_path + "'");
+      expect_same_bits(out, expected(options));
+
+      const CompressedScores want = expected_scores(options);
+      const std::vector<io::NpzEntry> got = io::read_npz(scores_path);
+      const bool two_of_four = pattern.n == 2 && pattern.m == 4;
+      std::vector<std::string> names;
+      for (const io::NpzEntry& entry : got) names.push_back(entry.name);
+      std::vector<std::string> expected_names{"values", "columns", "in_group", "pattern"};
+      if (two_of_four) expected_names.push_back("metadata");
+      EXPECT_EQ(names, expected_names);
+
+      const std::vector<int64_t> rows_shape{2, 3, 5, want.kept};
+      const io::NpyArray* values = io::find_npz_array(got, "values");
+      const io::NpyArray* columns = io::find_npz_array(got, "columns");
+      const io::NpyArray* in_group = io::find_npz_array(got, "in_group");
+      const io::NpyArray* pattern_array = io::find_npz_array(got, "pattern");
+      ASSERT_TRUE(values && columns && in_group && pattern_array);
+      EXPECT_EQ(values->dtype, io::NpyDType::f32);
+      EXPECT_EQ(values->shape, rows_shape);
+      expect_same_bits(values->f32, want.values);
+      EXPECT_EQ(columns->dtype, io::NpyDType::i32);
+      EXPECT_EQ(columns->shape, rows_shape);
+      EXPECT_EQ(columns->i32, want.columns);
+      EXPECT_EQ(in_group->dtype, io::NpyDType::i32);
+      EXPECT_EQ(in_group->shape, rows_shape);
+      ASSERT_EQ(in_group->i32.size(), want.columns.size());
+      for (size_t i = 0; i < want.columns.size(); ++i) {
+        EXPECT_EQ(in_group->i32[i], want.columns[i] % pattern.m);
+      }
+      EXPECT_EQ(pattern_array->dtype, io::NpyDType::i32);
+      EXPECT_EQ(pattern_array->shape, std::vector<int64_t>{2});
+      EXPECT_EQ(pattern_array->i32, (std::vector<int32_t>{pattern.n, pattern.m}));
+      if (!two_of_four) continue;
+
+      const io::NpyArray* metadata = io::find_npz_array(got, "metadata");
+      ASSERT_NE(metadata, nullptr);
+      EXPECT_EQ(metadata->dtype, io::NpyDType::u16);
+      // Lk = 7: two groups of 4 (the second padded), one 16-bit word per row.
+      EXPECT_EQ(metadata->shape, (std::vector<int64_t>{2, 3, 5, 1}));
+      EXPECT_EQ(metadata->u16, want.metadata);
+      // Each group's code is lo | hi << 2 of its two kept in-group positions.
+      const int64_t groups = want.kept / 2;
+      for (int64_t row = 0; row < 2 * 3 * 5; ++row) {
+        uint16_t word = 0;
+        for (int64_t g = 0; g < groups; ++g) {
+          const int32_t lo = in_group->i32[row * want.kept + 2 * g];
+          const int32_t hi = in_group->i32[row * want.kept + 2 * g + 1];
+          EXPECT_LT(lo, hi);
+          word |= static_cast<uint16_t>((lo | hi << 2) << (4 * g));
+        }
+        EXPECT_EQ(metadata->u16[row], word) << "row " << row;
+      }
+    }
+  }
+}
+
+TEST_F(CliTest, ScoresOutWithoutAPatternExitsTwoAndCreatesNothing) {
+  const std::string scores_path = dir_.file("scores.npz");
+  for (const std::string pattern : {"", " --pattern dense"}) {
+    SCOPED_TRACE(pattern);
+    const CliResult result = run_cli(dir_, "attention " + inputs() + " --out '" + out_path_ +
+                                               "' --scores-out '" + scores_path + "'" + pattern);
+    EXPECT_EQ(result.exit_code, 2);
+    EXPECT_NE(result.err.find("dfss: error: --scores-out: needs an N:M --pattern"),
+              std::string::npos)
+        << result.err;
+    EXPECT_FALSE(std::filesystem::exists(out_path_));
+    EXPECT_FALSE(std::filesystem::exists(scores_path));
+  }
+  // An unwritable --scores-out fails before --out is written.
+  const CliResult result =
+      run_cli(dir_, "attention " + inputs() + " --out '" + out_path_ + "' --pattern 2:4" +
+                        " --scores-out '" + dir_.file("missing/scores.npz") + "'");
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.err.find("--scores-out " + dir_.file("missing/scores.npz")), std::string::npos)
+      << result.err;
+  EXPECT_FALSE(std::filesystem::exists(out_path_));
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
+    EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos) << entry.path();
+  }
+}
+
+TEST_F(CliTest, BenchWithPatternsReportsSpeedupAndKeptMass) {
+  const std::string json_path = dir_.file("bench.json");
+  CliResult result = run_cli(dir_,
+                             "bench attention --seq 64 --heads 2 --reps 1 --threads 1 "
+                             "--pattern dense,2:4 --json '" +
+                                 json_path + "'");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("kept_mass"), std::string::npos) << result.out;
+  nlohmann::json json = nlohmann::json::parse(read_file(json_path));
+  ASSERT_TRUE(json.is_array());
+  ASSERT_EQ(json.size(), 8u);  // {fp32, bf16} x {dense, 2:4} x {fused, unfused}
+  for (const nlohmann::json& row : json) {
+    SCOPED_TRACE(row.dump());
+    for (const char* key : {"pattern", "speedup_vs_dense_fused", "kept_mass", "cpu"}) {
+      EXPECT_TRUE(row.contains(key)) << key;
+    }
+    const double speedup = row["speedup_vs_dense_fused"].get<double>();
+    const double kept_mass = row["kept_mass"].get<double>();
+    EXPECT_GT(speedup, 0.0);
+    EXPECT_GT(row["speedup_vs_unfused"].get<double>(), 0.0);
+    EXPECT_GT(kept_mass, 0.0);
+    EXPECT_LE(kept_mass, 1.0);
+    EXPECT_LT(row["max_abs_err"].get<double>(), row["dtype"] == "fp32" ? 1e-4 : 5e-2);
+    if (row["pattern"] == "dense") {
+      EXPECT_EQ(kept_mass, 1.0);
+      if (row["impl"] == "fused") {
+        EXPECT_DOUBLE_EQ(speedup, 1.0);
+      }
+    } else {
+      EXPECT_EQ(row["pattern"], "2:4");
+      // Each group of 4 keeps at least half of its own mass, so the row keeps at least half.
+      EXPECT_GE(kept_mass, 0.5);
+      EXPECT_LT(kept_mass, 1.0);
+    }
+    if (row["impl"] == "unfused") {
+      EXPECT_DOUBLE_EQ(row["speedup_vs_unfused"].get<double>(), 1.0);
+    }
+  }
+
+  // Fused dense is added as the baseline when only sparse patterns are asked for...
+  result = run_cli(dir_,
+                   "bench attention --seq 64 --heads 2 --reps 1 --threads 1 --dtype fp32 "
+                   "--impl unfused --pattern 1:2 --causal --json '" +
+                       json_path + "'");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  json = nlohmann::json::parse(read_file(json_path));
+  ASSERT_EQ(json.size(), 2u);
+  EXPECT_EQ(json[0]["impl"], "fused");
+  EXPECT_EQ(json[0]["pattern"], "dense");
+  EXPECT_TRUE(json[0]["speedup_vs_unfused"].is_null());
+  EXPECT_EQ(json[1]["pattern"], "1:2");
+  EXPECT_GT(json[1]["speedup_vs_dense_fused"].get<double>(), 0.0);
+  EXPECT_GE(json[1]["kept_mass"].get<double>(), 0.5);
+  EXPECT_LT(json[1]["max_abs_err"].get<double>(), 1e-4);
+
+  // ...but not for dense alone, where the ratio is then unknown.
+  result = run_cli(dir_,
+                   "bench attention --seq 16 --heads 1 --reps 1 --threads 1 --dtype fp32 "
+                   "--impl unfused --json '" +
+                       json_path + "'");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  json = nlohmann::json::parse(read_file(json_path));
+  ASSERT_EQ(json.size(), 1u);
+  EXPECT_TRUE(json[0]["speedup_vs_dense_fused"].is_null());
+  EXPECT_NE(result.out.find(" - "), std::string::npos) << result.out;
 }
 
 }  // namespace

@@ -87,14 +87,16 @@ void reference_row(const AttentionProblem& p, int64_t b, int64_t h, int64_t i,
 
 void run_reference(const AttentionProblem& p) {
   const int64_t head_count = p.batch * p.heads;
+  // More threads than (batch, head) pairs would idle.
+  const int threads = static_cast<int>(std::clamp<int64_t>(head_count, 1, p.threads));
   // Scratch is allocated before the parallel region so bad_alloc cannot escape a thread.
-  std::vector<RowScratch> scratch(static_cast<size_t>(p.threads));
+  std::vector<RowScratch> scratch(static_cast<size_t>(threads));
   for (RowScratch& s : scratch) {
     s.scores.resize(static_cast<size_t>(p.lk));
     s.sums.resize(static_cast<size_t>(p.dv));
   }
   // Each row is computed start to finish by one thread, so results never depend on threads.
-#pragma omp parallel for num_threads(p.threads) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t bh = 0; bh < head_count; ++bh) {
     RowScratch& mine = scratch[static_cast<size_t>(omp_get_thread_num())];
     for (int64_t i = 0; i < p.lq; ++i) reference_row(p, bh / p.heads, bh % p.heads, i, mine);

@@ -17,7 +17,7 @@ namespace dfss::detail {
 using kernels::kTileRows;
 
 int64_t compressed_row_stride(const SparsityPattern& pattern, int64_t lk_pad) {
-  const int64_t span = kernels::sparse_span_keys(pattern.m);
+  const int64_t span = kernels::sparse_span_keys(pattern.n, pattern.m);
   return (lk_pad + span - 1) / span * (span / pattern.m * pattern.n);
 }
 

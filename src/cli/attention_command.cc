@@ -1,12 +1,16 @@
-// `dfss attention`: attention over .npy files, written to a .npy file.
+// `dfss attention`: attention over .npy files, written to a .npy file; with an N:M
+// pattern, optionally also the pruned scores as an .npz archive.
 #include <CLI/CLI.hpp>
 #include <memory>
 
 #include "cli/commands.h"
 #include "cli/npy_inputs.h"
+#include "cli/scores_export.h"
 #include "dfss/attention.h"
+#include "dfss/compressed_scores.h"
 #include "dfss/errors.h"
 #include "io/npy.h"
+#include "io/npz.h"
 
 namespace dfss::cli {
 
@@ -35,6 +39,16 @@ void add_attention_options(CLI::App& command, AttentionArgs& args) {
   command.add_option("--out", args.out, "output, float32 [B, H, Lq, dv]")
       ->required()
       ->type_name("OUT.npy");
+  command
+      .add_option("--pattern", args.pattern,
+                  "score sparsity: dense, or N:M (keep the N largest of every M keys, "
+                  "1 <= N < M <= 8, e.g. 2:4, 1:2)")
+      ->capture_default_str();
+  command
+      .add_option("--scores-out", args.scores_out,
+                  "with an N:M --pattern: also write the kept scores as .npz (values, columns, "
+                  "in_group, pattern; metadata for 2:4)")
+      ->type_name("S.npz");
 }
 
 void run_attention(const AttentionArgs& args, Isa isa) {
@@ -46,6 +60,11 @@ void run_attention(const AttentionArgs& args, Isa isa) {
   options.causal = args.causal;
   options.threads = args.threads;
   if (args.has_scale) options.scale = args.scale;
+  options.pattern = parse_pattern(args.pattern, "--pattern");
+  if (!args.scores_out.empty() && options.pattern.dense()) {
+    throw InvalidArgument("--scores-out: needs an N:M --pattern (e.g. --pattern 2:4); got '" +
+                          args.pattern + "', which prunes no scores");
+  }
 
   const io::NpyArray q = read_input("--q", args.q);
   const io::NpyArray k = read_input("--k", args.k);
@@ -74,13 +93,35 @@ void run_attention(const AttentionArgs& args, Isa isa) {
   // huge shape costs address space only.
   const auto out = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(out_numel));
 
+  // bf16 runs on the rounded inputs, which must outlive the views.
+  std::vector<uint16_t> q16, k16, v16;
+  ConstTensorView q_view = const_view(q.f32.data(), q_shape);
+  ConstTensorView k_view = const_view(k.f32.data(), k_shape);
+  ConstTensorView v_view = const_view(v.f32.data(), v_shape);
   if (dtype == DType::bf16) {
-    const std::vector<uint16_t> q16 = to_bf16(q.f32), k16 = to_bf16(k.f32), v16 = to_bf16(v.f32);
-    attention(const_view(q16.data(), q_shape), const_view(k16.data(), k_shape),
-              const_view(v16.data(), v_shape), mutable_view(out.get(), out_shape), options);
-  } else {
-    attention(const_view(q.f32.data(), q_shape), const_view(k.f32.data(), k_shape),
-              const_view(v.f32.data(), v_shape), mutable_view(out.get(), out_shape), options);
+    q16 = to_bf16(q.f32);
+    k16 = to_bf16(k.f32);
+    v16 = to_bf16(v.f32);
+    q_view = const_view(q16.data(), q_shape);
+    k_view = const_view(k16.data(), k_shape);
+    v_view = const_view(v16.data(), v_shape);
+  }
+  attention(q_view, k_view, v_view, mutable_view(out.get(), out_shape), options);
+  // Everything is computed before the first file is written, so a failed computation
+  // leaves both outputs as they were.
+  std::vector<io::NpzEntry> scores;
+  if (!args.scores_out.empty()) {
+    scores = scores_npz_entries(compressed_scores(q_view, k_view, v_view, options));
+  }
+
+  if (!args.scores_out.empty()) {
+    try {
+      io::write_npz(args.scores_out, scores);
+    } catch (const IoError& e) {
+      throw IoError(std::string("--scores-out ") + e.what());
+    } catch (const InvalidArgument& e) {
+      throw InvalidArgument(std::string("--scores-out ") + e.what());
+    }
   }
   try {
     io::write_npy(args.out, out.get(), {out_shape.begin(), out_shape.end()});

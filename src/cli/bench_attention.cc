@@ -11,11 +11,14 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <random>
 
 #include "cli/bench_report.h"
 #include "cli/commands.h"
 #include "cli/npy_inputs.h"
+#include "dfss/compressed_scores.h"
 #include "dfss/errors.h"
 #include "dfss/version.h"
 #include "io/atomic_file.h"
@@ -44,6 +47,12 @@ struct BenchInputs {
   ConstTensorView q_view(DType dtype) const { return view(dtype, q, q16); }
   ConstTensorView k_view(DType dtype) const { return view(dtype, k, k16); }
   ConstTensorView v_view(DType dtype) const { return view(dtype, v, v16); }
+
+  // Element i of Q or K as the kernels see it (bf16: the rounded value), in double.
+  static double at(DType dtype, const std::vector<float>& f32, const std::vector<uint16_t>& bf16,
+                   size_t i) {
+    return dtype == DType::f32 ? f32[i] : bf16_to_float(bf16[i]);
+  }
 };
 
 BenchInputs make_inputs(const BenchSetup& setup, int64_t seq) {
@@ -69,6 +78,11 @@ ConstTensorView rows(ConstTensorView view, int64_t first, int64_t count) {
   return view;
 }
 
+// The query row of sample `s` of `samples`, evenly spaced over [0, seq).
+int64_t sampled_row(int64_t s, int64_t samples, int64_t seq) {
+  return samples == 1 ? 0 : s * (seq - 1) / (samples - 1);
+}
+
 // Largest |out - reference| over kSampledRows evenly spaced query rows per head. Each
 // row is computed alone with the reference; under the causal rule (Lq = Lk) row i sees
 // exactly keys 0..i, so its keys are cut to i + 1 instead of passing `causal`.
@@ -82,7 +96,7 @@ double sampled_max_abs_error(const BenchInputs& inputs, DType dtype, const float
   std::vector<float> expected(static_cast<size_t>(batch * heads * dim));
   double max_error = 0.0;
   for (int64_t s = 0; s < samples; ++s) {
-    const int64_t row = samples == 1 ? 0 : s * (seq - 1) / (samples - 1);
+    const int64_t row = sampled_row(s, samples, seq);
     const int64_t keys = timed.causal ? row + 1 : seq;
     attention(rows(inputs.q_view(dtype), row, 1), rows(inputs.k_view(dtype), 0, keys),
               rows(inputs.v_view(dtype), 0, keys),
@@ -98,6 +112,52 @@ double sampled_max_abs_error(const BenchInputs& inputs, DType dtype, const float
   return max_error;
 }
 
+// Mean, over the sampled query rows of sampled_max_abs_error and every (batch, head), of
+// the dense softmax probability mass on the entries `timed.pattern` keeps (1 for dense).
+// The kept set comes from compressed_scores, so it is exactly the kernels' selection; the
+// dense probabilities are computed in double from the same inputs. Under the causal rule
+// the keys are cut to row + 1 as for the error: the hidden keys would be -inf and so
+// behave like the padding of a partial last group.
+double sampled_kept_mass(const BenchInputs& inputs, DType dtype, const AttentionOptions& timed) {
+  if (timed.pattern.dense()) return 1.0;
+  const auto [batch, heads, seq, dim] = inputs.shape;
+  const int64_t samples = std::min(seq, kSampledRows);
+  AttentionOptions options = timed;
+  options.causal = false;
+  const double scale = timed.scale ? *timed.scale : 1.0 / std::sqrt(static_cast<double>(dim));
+  std::vector<double> scores;
+  double total = 0.0;
+  for (int64_t s = 0; s < samples; ++s) {
+    const int64_t row = sampled_row(s, samples, seq);
+    const int64_t keys = timed.causal ? row + 1 : seq;
+    const CompressedScores kept =
+        compressed_scores(rows(inputs.q_view(dtype), row, 1), rows(inputs.k_view(dtype), 0, keys),
+                          rows(inputs.v_view(dtype), 0, keys), options);
+    for (int64_t bh = 0; bh < batch * heads; ++bh) {
+      scores.assign(static_cast<size_t>(keys), 0.0);
+      double max_score = -INFINITY;
+      for (int64_t j = 0; j < keys; ++j) {
+        double dot = 0.0;
+        for (int64_t c = 0; c < dim; ++c) {
+          dot += BenchInputs::at(dtype, inputs.q, inputs.q16, (bh * seq + row) * dim + c) *
+                 BenchInputs::at(dtype, inputs.k, inputs.k16, (bh * seq + j) * dim + c);
+        }
+        scores[j] = scale * dot;
+        max_score = std::max(max_score, scores[j]);
+      }
+      double sum = 0.0;
+      for (double& score : scores) sum += (score = std::exp(score - max_score));
+      double mass = 0.0;
+      for (int64_t e = 0; e < kept.kept; ++e) {
+        const int32_t column = kept.columns[static_cast<size_t>(bh * kept.kept + e)];
+        if (column < keys) mass += scores[column];  // padding columns carry nothing
+      }
+      total += mass / sum;
+    }
+  }
+  return total / static_cast<double>(samples * batch * heads);
+}
+
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const size_t n = values.size();
@@ -108,6 +168,7 @@ BenchResult run_case(const BenchCase& config, const BenchSetup& setup, const Ben
                      int reps, double peak_gflops, std::vector<float>& out) {
   AttentionOptions options;
   options.impl = config.impl;
+  options.pattern = config.pattern;
   options.causal = setup.causal;
   options.threads = setup.threads;
   options.isa = setup.isa;
@@ -156,18 +217,38 @@ void check_writable_directory(const std::string& path, const char* flag) {
   }
 }
 
-// Runs every (impl, dtype) on an empty problem (L = 0) of the benchmark's shape, so that a
-// bad --dim or --isa is reported before the peak measurement rather than after it.
-void check_configuration(const BenchSetup& setup, const std::vector<AttentionImpl>& impls,
+// The (impl, pattern) pairs to time for each dtype and L: every combination asked for,
+// preceded by fused dense when another pattern is asked for without it, so that
+// speedup_vs_dense_fused always has its baseline.
+std::vector<std::pair<AttentionImpl, SparsityPattern>> variants(
+    const std::vector<AttentionImpl>& impls, const std::vector<SparsityPattern>& patterns) {
+  std::vector<std::pair<AttentionImpl, SparsityPattern>> pairs;
+  bool sparse = false, dense_fused = false;
+  for (SparsityPattern pattern : patterns) {
+    for (AttentionImpl impl : impls) {
+      pairs.emplace_back(impl, pattern);
+      sparse = sparse || !pattern.dense();
+      dense_fused = dense_fused || (pattern.dense() && impl == AttentionImpl::fused);
+    }
+  }
+  if (sparse && !dense_fused) pairs.insert(pairs.begin(), {AttentionImpl::fused, {}});
+  return pairs;
+}
+
+// Runs every variant and dtype on an empty problem (L = 0) of the benchmark's shape, so
+// that a bad --dim or --isa is reported before the peak measurement rather than after it.
+void check_configuration(const BenchSetup& setup,
+                         const std::vector<std::pair<AttentionImpl, SparsityPattern>>& pairs,
                          const std::vector<DType>& dtypes) {
   const std::array<int64_t, 4> shape{setup.batch, setup.heads, 0, setup.dim};
   const float f32 = 0.0f;
   float out = 0.0f;
   const uint16_t bf16 = 0;
-  for (AttentionImpl impl : impls) {
+  for (const auto& [impl, pattern] : pairs) {
     for (DType dtype : dtypes) {
       AttentionOptions options;
       options.impl = impl;
+      options.pattern = pattern;
       options.threads = setup.threads;
       options.isa = setup.isa;
       const ConstTensorView input =
@@ -180,6 +261,40 @@ void check_configuration(const BenchSetup& setup, const std::vector<AttentionImp
                               ": " + e.what());
       }
     }
+  }
+}
+
+// The CPU's model name from /proc/cpuinfo, or "unknown"; recorded so that plots of the
+// JSON can say which machine they show.
+std::string cpu_model_name() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("model name", 0) != 0) continue;
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) break;
+    const size_t start = line.find_first_not_of(" \t", colon + 1);
+    return start == std::string::npos ? "unknown" : line.substr(start);
+  }
+  return "unknown";
+}
+
+// Sets the speedups of one (L, dtype) group from the baselines measured in it.
+void set_speedups(std::vector<BenchResult>& group) {
+  const auto find = [&](AttentionImpl impl, SparsityPattern pattern) -> const BenchResult* {
+    for (const BenchResult& r : group) {
+      if (r.config.impl == impl && r.config.pattern.n == pattern.n &&
+          r.config.pattern.m == pattern.m) {
+        return &r;
+      }
+    }
+    return nullptr;
+  };
+  const BenchResult* dense_fused = find(AttentionImpl::fused, {});
+  for (BenchResult& result : group) {
+    const BenchResult* unfused = find(AttentionImpl::unfused, result.config.pattern);
+    if (unfused) result.speedup_vs_unfused = unfused->ms / result.ms;
+    if (dense_fused) result.speedup_vs_dense_fused = dense_fused->ms / result.ms;
   }
 }
 
@@ -201,6 +316,12 @@ void add_bench_attention_options(CLI::App& command, BenchAttentionArgs& args) {
   command.add_option("--impl", args.impls, "fused, unfused, reference, comma-separated")
       ->delimiter(',')
       ->capture_default_str();
+  command
+      .add_option("--pattern", args.patterns,
+                  "dense and/or N:M sparsity patterns (e.g. 2:4, 1:2), comma-separated; fused "
+                  "dense also runs when another pattern is asked for, as the speedup baseline")
+      ->delimiter(',')
+      ->capture_default_str();
   command.add_option("--threads", args.threads, "0: OpenMP's default")
       ->check(integer_in_range(0, kMaxThreads))
       ->capture_default_str();
@@ -216,6 +337,9 @@ void run_bench_attention(const BenchAttentionArgs& args, Isa isa) {
   const std::vector<AttentionImpl> impls =
       parse_list<AttentionImpl>(args.impls, "--impl", parse_impl);
   const std::vector<DType> dtypes = parse_list<DType>(args.dtypes, "--dtype", parse_dtype_arg);
+  const std::vector<SparsityPattern> patterns =
+      parse_list<SparsityPattern>(args.patterns, "--pattern", parse_pattern);
+  const auto pairs = variants(impls, patterns);
   if (args.seq.empty()) throw InvalidArgument("--seq: expected at least one length");
   for (int64_t seq : args.seq) {
     int64_t elements = 1;
@@ -235,24 +359,30 @@ void run_bench_attention(const BenchAttentionArgs& args, Isa isa) {
   setup.causal = args.causal;
   setup.isa = resolve_isa(isa);
   setup.threads = args.threads > 0 ? args.threads : omp_get_max_threads();
-  check_configuration(setup, impls, dtypes);
+  setup.cpu = cpu_model_name();
+  check_configuration(setup, pairs, dtypes);
 
   std::printf("dfss %s bench attention: B=%lld H=%lld d=%lld causal=%s threads=%d isa=%s\n",
               version(), static_cast<long long>(setup.batch), static_cast<long long>(setup.heads),
               static_cast<long long>(setup.dim), setup.causal ? "yes" : "no", setup.threads,
               isa_name(setup.isa));
+  std::printf("cpu: %s\n", setup.cpu.c_str());
   const double peak_f32 = kernels::measure_fma_peak_gflops(setup.isa, false, setup.threads);
   const bool any_bf16 = std::find(dtypes.begin(), dtypes.end(), DType::bf16) != dtypes.end();
   const double peak_bf16 =
       any_bf16 ? kernels::measure_fma_peak_gflops(setup.isa, true, setup.threads) : peak_f32;
   std::printf("peak (FMA loop, %d threads): fp32 %.1f GFLOP/s", setup.threads, peak_f32);
   if (any_bf16) std::printf(", bf16 %.1f GFLOP/s", peak_bf16);
-  std::printf("\nFLOPs = 4*B*H*L*L*d; error = max |out - reference| on %lld query rows per head\n",
-              static_cast<long long>(kSampledRows));
-  for (AttentionImpl impl : impls) {
+  std::printf(
+      "\nFLOPs = 4*B*H*L*L*d (dense-equivalent for N:M too); error = max |out - reference with "
+      "the same pattern| and kept_mass = mean dense softmax mass kept, on %lld query rows per "
+      "head; vs_dense = fused dense ms / ms\n",
+      static_cast<long long>(kSampledRows));
+  for (const auto& [impl, pattern] : pairs) {
     for (DType dtype : dtypes) {
-      std::printf("kernel %s/%s: %s\n", impl_name(impl), dtype_arg_name(dtype),
-                  attention_kernel_name(impl, dtype, setup.isa).c_str());
+      std::printf("kernel %s/%s/%s: %s\n", impl_name(impl), pattern.to_string().c_str(),
+                  dtype_arg_name(dtype),
+                  attention_kernel_name(impl, dtype, setup.isa, pattern).c_str());
     }
   }
   print_table_header();
@@ -262,19 +392,28 @@ void run_bench_attention(const BenchAttentionArgs& args, Isa isa) {
     const BenchInputs inputs = make_inputs(setup, seq);
     std::vector<float> out(inputs.q.size());
     for (DType dtype : dtypes) {
-      // Rows of one (L, dtype) group are printed together, once the unfused time that
-      // the speedups refer to is known.
+      // Rows of one (L, dtype) group are printed together, once the baselines that the
+      // speedups refer to are known.
       std::vector<BenchResult> group;
-      for (AttentionImpl impl : impls) {
-        const BenchCase config{impl, dtype, seq};
-        group.push_back(run_case(config, setup, inputs, args.reps,
-                                 dtype == DType::bf16 ? peak_bf16 : peak_f32, out));
+      std::map<std::string, double> kept_mass;  // by pattern: the same for every impl
+      for (const auto& [impl, pattern] : pairs) {
+        const BenchCase config{impl, dtype, seq, pattern};
+        BenchResult result = run_case(config, setup, inputs, args.reps,
+                                      dtype == DType::bf16 ? peak_bf16 : peak_f32, out);
+        const std::string key = pattern.to_string();
+        if (!kept_mass.contains(key)) {
+          AttentionOptions options;
+          options.pattern = pattern;
+          options.causal = setup.causal;
+          options.threads = setup.threads;
+          options.isa = setup.isa;
+          kept_mass[key] = sampled_kept_mass(inputs, dtype, options);
+        }
+        result.kept_mass = kept_mass[key];
+        group.push_back(result);
       }
-      const auto unfused = std::find_if(group.begin(), group.end(), [](const BenchResult& r) {
-        return r.config.impl == AttentionImpl::unfused;
-      });
-      for (BenchResult& result : group) {
-        if (unfused != group.end()) result.speedup_vs_unfused = unfused->ms / result.ms;
+      set_speedups(group);
+      for (const BenchResult& result : group) {
         print_table_row(result);
         results.push_back(result);
       }

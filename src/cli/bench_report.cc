@@ -24,6 +24,7 @@ struct Column {
 const std::vector<Column>& columns() {
   static const std::vector<Column> table = {
       {"impl", -8, [](const BenchResult& r) { return std::string(impl_name(r.config.impl)); }},
+      {"pattern", -7, [](const BenchResult& r) { return r.config.pattern.to_string(); }},
       {"dtype", -5,
        [](const BenchResult& r) { return std::string(dtype_arg_name(r.config.dtype)); }},
       {"L", 6, [](const BenchResult& r) { return std::to_string(r.config.seq); }},
@@ -34,6 +35,12 @@ const std::vector<Column>& columns() {
        [](const BenchResult& r) {
          return r.speedup_vs_unfused ? format("%.2fx", *r.speedup_vs_unfused) : std::string("-");
        }},
+      {"vs_dense", 8,
+       [](const BenchResult& r) {
+         return r.speedup_vs_dense_fused ? format("%.2fx", *r.speedup_vs_dense_fused)
+                                         : std::string("-");
+       }},
+      {"kept_mass", 9, [](const BenchResult& r) { return format("%.4f", r.kept_mass); }},
       {"max_abs_err", 12, [](const BenchResult& r) { return format("%.2e", r.max_abs_err); }},
   };
   return table;
@@ -70,6 +77,7 @@ nlohmann::json results_json(const std::vector<BenchResult>& results, const Bench
   for (const BenchResult& r : results) {
     array.push_back({
         {"impl", impl_name(r.config.impl)},
+        {"pattern", r.config.pattern.to_string()},
         {"dtype", dtype_arg_name(r.config.dtype)},
         {"L", r.config.seq},
         {"ms", r.ms},
@@ -78,6 +86,9 @@ nlohmann::json results_json(const std::vector<BenchResult>& results, const Bench
         {"pct_peak", r.pct_peak},
         {"speedup_vs_unfused",
          r.speedup_vs_unfused ? nlohmann::json(*r.speedup_vs_unfused) : nlohmann::json()},
+        {"speedup_vs_dense_fused",
+         r.speedup_vs_dense_fused ? nlohmann::json(*r.speedup_vs_dense_fused) : nlohmann::json()},
+        {"kept_mass", r.kept_mass},
         {"max_abs_err", r.max_abs_err},
         {"threads", setup.threads},
         {"batch", setup.batch},
@@ -85,6 +96,7 @@ nlohmann::json results_json(const std::vector<BenchResult>& results, const Bench
         {"dim", setup.dim},
         {"causal", setup.causal},
         {"isa", isa_name(setup.isa)},
+        {"cpu", setup.cpu},
     });
   }
   return array;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "dfss/attention.h"
@@ -16,12 +17,14 @@ struct BenchSetup {
   int threads = 1;  // resolved
   bool causal = false;
   Isa isa = Isa::scalar;  // resolved
+  std::string cpu;        // model name, for plots of the results
 };
 
 struct BenchCase {
   AttentionImpl impl = AttentionImpl::fused;
   DType dtype = DType::f32;
   int64_t seq = 0;  // Lq = Lk
+  SparsityPattern pattern;
 };
 
 struct BenchResult {
@@ -30,8 +33,10 @@ struct BenchResult {
   int reps = 0;     // timed runs behind the median
   double gflops = 0.0;
   double pct_peak = 0.0;
-  std::optional<double> speedup_vs_unfused;  // unfused ms / this ms, same dtype and L
-  double max_abs_err = 0.0;                  // vs the reference on sampled query rows
+  std::optional<double> speedup_vs_unfused;      // unfused ms / this ms, same dtype, L, pattern
+  std::optional<double> speedup_vs_dense_fused;  // dense fused ms / this ms, same dtype and L
+  double max_abs_err = 0.0;  // vs the reference with the same pattern on sampled query rows
+  double kept_mass = 1.0;    // mean dense softmax mass of the kept entries, sampled rows
 };
 
 // Dense-equivalent FLOPs of one attention call: 4 * B * H * L * L * d (also when causal).

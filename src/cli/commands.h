@@ -27,6 +27,8 @@ struct AttentionArgs {
   std::string impl = "fused";
   std::string dtype = "fp32";
   int threads = 0;
+  std::string pattern = "dense";
+  std::string scores_out;  // .npz of the pruned scores; needs an N:M pattern
 };
 void add_attention_options(CLI::App& command, AttentionArgs& args);
 void run_attention(const AttentionArgs& args, Isa isa);
@@ -38,6 +40,7 @@ struct BenchAttentionArgs {
   int64_t dim = 64;
   std::vector<std::string> dtypes{"fp32", "bf16"};
   std::vector<std::string> impls{"fused", "unfused"};
+  std::vector<std::string> patterns{"dense"};
   int threads = 0;
   int reps = 5;
   std::string json;

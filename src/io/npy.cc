@@ -45,6 +45,14 @@ std::span<uint8_t> allocate(NpyArray& array, const NpyHeader& header) {
       array.i64.resize(n);
       data = array.i64.data();
       break;
+    case NpyDType::i32:
+      array.i32.resize(n);
+      data = array.i32.data();
+      break;
+    case NpyDType::u16:
+      array.u16.resize(n);
+      data = array.u16.data();
+      break;
   }
   return {static_cast<uint8_t*>(data), static_cast<size_t>(header.data_bytes)};
 }
@@ -78,6 +86,14 @@ std::span<const uint8_t> storage_bytes(const NpyArray& array) {
     case NpyDType::i64:
       data = array.i64.data();
       count = array.i64.size();
+      break;
+    case NpyDType::i32:
+      data = array.i32.data();
+      count = array.i32.size();
+      break;
+    case NpyDType::u16:
+      data = array.u16.data();
+      count = array.u16.size();
       break;
   }
   return {static_cast<const uint8_t*>(data),
@@ -147,6 +163,8 @@ const char* npy_dtype_name(NpyDType dtype) {
     case NpyDType::bool_: return "bool";
     case NpyDType::f64: return "float64";
     case NpyDType::i64: return "int64";
+    case NpyDType::i32: return "int32";
+    case NpyDType::u16: return "uint16";
   }
   return "unknown";
 }
@@ -157,6 +175,8 @@ int64_t npy_dtype_size(NpyDType dtype) {
     case NpyDType::bool_: return 1;
     case NpyDType::f64: return 8;
     case NpyDType::i64: return 8;
+    case NpyDType::i32: return 4;
+    case NpyDType::u16: return 2;
   }
   return 1;
 }
@@ -218,10 +238,19 @@ NpyArray read_npy(const std::string& path) {
   return array;
 }
 
+std::string encode_npy_header(const NpyArray& array) {
+  return header_for_writing(array.dtype, array.shape,
+                            storage_bytes(array).size() / npy_dtype_size(array.dtype),
+                            "encode_npy");
+}
+
+std::span<const uint8_t> npy_data(const NpyArray& array) {
+  return storage_bytes(array);
+}
+
 std::vector<uint8_t> encode_npy(const NpyArray& array) {
   const std::span<const uint8_t> data = storage_bytes(array);
-  const std::string header = header_for_writing(
-      array.dtype, array.shape, data.size() / npy_dtype_size(array.dtype), "encode_npy");
+  const std::string header = encode_npy_header(array);
   std::vector<uint8_t> out(header.begin(), header.end());
   out.insert(out.end(), data.begin(), data.end());
   return out;

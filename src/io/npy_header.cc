@@ -46,10 +46,9 @@ struct DTypeSpelling {
   NpyDType dtype;
 };
 // The spellings NumPy writes for the supported types on a little-endian machine.
-constexpr DTypeSpelling kDTypes[] = {{"<f4", NpyDType::f32},
-                                     {"|b1", NpyDType::bool_},
-                                     {"<f8", NpyDType::f64},
-                                     {"<i8", NpyDType::i64}};
+constexpr DTypeSpelling kDTypes[] = {{"<f4", NpyDType::f32}, {"|b1", NpyDType::bool_},
+                                     {"<f8", NpyDType::f64}, {"<i8", NpyDType::i64},
+                                     {"<i4", NpyDType::i32}, {"<u2", NpyDType::u16}};
 
 const char* descr_of(NpyDType dtype) {
   for (const DTypeSpelling& spelling : kDTypes) {

@@ -12,6 +12,11 @@ inline constexpr int KB = kKeyBlock;
 // register file with room for the operand loads and the broadcast.
 inline constexpr int kTileVecs = kLanes == 16 ? 4 : 2;
 inline constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+#ifndef DFSS_SCORE_PAD
+#define DFSS_SCORE_PAD 0
+#endif
+// Row stride of the score tile in the fused kernel.
+inline constexpr int64_t kScoreStride = KB + DFSS_SCORE_PAD;
 
 // acc[R][C] = Q tile (packed [d][R]) x K block columns (packed [d][KB], C vectors wide).
 template <int C>
@@ -103,7 +108,7 @@ inline void online_softmax_tile(float* s, const float* bias_log2, float scale_lo
   constexpr int kVecs = KB / kLanes;
   const Reg scale_v = vset1(scale_log2);
   for (int r = 0; r < R; ++r) {
-    float* row = s + r * KB;
+    float* row = s + r * kScoreStride;
     Reg x[kVecs];
     Reg row_max = vset1(kNegInf);
     for (int c = 0; c < kVecs; ++c) {
@@ -150,7 +155,7 @@ void fused_key_blocks(const FlashBlockArgs& a, int64_t tiles, int64_t last_row,
   const auto* v = static_cast<const Elem*>(a.v_packed);
   const float scale_log2 = a.scale * kLog2e;
   float* s = a.scratch;
-  float* tile_scratch = a.scratch + R * KB;
+  float* tile_scratch = a.scratch + R * kScoreStride;
   float alpha[R];
   int64_t visible[R];
   for (int64_t kb = 0; kb < key_blocks; ++kb) {
@@ -165,10 +170,10 @@ void fused_key_blocks(const FlashBlockArgs& a, int64_t tiles, int64_t last_row,
       } else {
         std::fill(visible, visible + R, int64_t{KB});
       }
-      Tile::scores(q + t * Tile::q_tile_elems(a.d), k + kb * Tile::k_block_elems(a.d), a.d, s, KB);
+      Tile::scores(q + t * Tile::q_tile_elems(a.d), k + kb * Tile::k_block_elems(a.d), a.d, s, kScoreStride);
       online_softmax_tile(s, a.key_bias_log2 + key0, scale_log2, visible, a.row_max + t * R,
                           a.row_sum_lanes + t * R * kLanes, alpha);
-      Tile::values(s, KB, v + kb * Tile::v_block_elems(a.dv_pad), a.dv_pad,
+      Tile::values(s, kScoreStride, v + kb * Tile::v_block_elems(a.dv_pad), a.dv_pad,
                    a.o + t * R * a.dv_pad, alpha, tile_scratch);
     }
   }

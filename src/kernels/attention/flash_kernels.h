@@ -45,12 +45,14 @@ struct FlashBlockArgs {
   float* row_sum_lanes = nullptr;
   float* scratch = nullptr;  // >= kFlashScratchFloats floats, 64-byte aligned
 };
-// Keys scored at once by the sparse kernels: a whole number of M-groups, and small enough
-// that the rows of V they gather stay in L1 (64 keys x 64 columns = 16 KiB). Half a key
-// block, or M half blocks when M does not divide 64.
+// Keys scored at once by the sparse kernels: a whole number of M-groups whose kept entries
+// fill whole 16-lane vectors, and small enough that the rows of V they gather stay in L1
+// (64 keys x 64 columns = 16 KiB). Half a key block, M half blocks when M does not divide
+// 64, doubled when the kept count would not be a multiple of 16 (odd N with M = 8).
 inline constexpr int64_t kSparseSpanUnit = kKeyBlock / 2;
-inline int64_t sparse_span_keys(int m) {
-  return kSparseSpanUnit % m == 0 ? kSparseSpanUnit : int64_t{m} * kSparseSpanUnit;
+inline int64_t sparse_span_keys(int n, int m) {
+  const int64_t span = kSparseSpanUnit % m == 0 ? kSparseSpanUnit : int64_t{m} * kSparseSpanUnit;
+  return span / m * n % 16 == 0 ? span : 2 * span;
 }
 // Scores, kept values and kept columns of a 6-row tile over the largest span (M = 7), plus
 // a block-sized area for the kernels' own conversions.

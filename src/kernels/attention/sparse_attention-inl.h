@@ -136,7 +136,7 @@ inline void sparse_fused_block(const FlashBlockArgs& a) {
   std::fill(a.o, a.o + rows_pad * a.dv_pad, 0.0f);
   const int64_t last_row = a.first_row + a.rows - 1;
   const int64_t key_end = a.causal ? std::min(a.lk, last_row + a.causal_offset + 1) : a.lk;
-  const int64_t span = sparse_span_keys(a.pattern_m);
+  const int64_t span = sparse_span_keys(a.pattern_n, a.pattern_m);
   const int64_t kept_span = span / a.pattern_m * a.pattern_n;
   const auto* q = static_cast<const float*>(a.q_packed);
   const auto* v = static_cast<const float*>(a.v_packed);
@@ -179,7 +179,7 @@ inline void sparse_unfused_scores(const UnfusedArgs& u, int64_t tile_begin, int6
   a.scale = u.scale;
   a.pattern_n = u.pattern_n;
   a.pattern_m = u.pattern_m;
-  const int64_t span = sparse_span_keys(u.pattern_m);
+  const int64_t span = sparse_span_keys(u.pattern_n, u.pattern_m);
   const int64_t kept_span = span / u.pattern_m * u.pattern_n;
   const auto* q = static_cast<const float*>(u.q_packed);
   float* s = u.scratch;

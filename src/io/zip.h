@@ -1,0 +1,43 @@
+// The subset of the ZIP format that NumPy's .npz files use: members stored without
+// compression, no encryption, no ZIP64 (every size and offset below 4 GiB), one disk.
+// Internal to src/io; npz.h is the interface.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace dfss::io::zip {
+
+// A member to write; its contents are the concatenation of `parts`.
+struct MemberToWrite {
+  std::string name;
+  std::vector<std::span<const uint8_t>> parts;
+};
+
+// An archive image with the members in order, each with a local header, its CRC-32 and a
+// central-directory entry. Timestamps are fixed (1980-01-01) so equal inputs give equal
+// bytes. Throws InvalidArgument starting with `what` if the archive would need ZIP64 (a
+// size or offset of 4 GiB or more, or more than 65534 members) or a name is longer than
+// 65535 bytes.
+std::vector<uint8_t> encode(const std::vector<MemberToWrite>& members, const std::string& what);
+
+// A member of a parsed archive; `data` points into the parsed bytes.
+struct Member {
+  std::string name;
+  std::span<const uint8_t> data;
+};
+
+// Parses and validates an archive: the end record sits at the end of the image (after an
+// optional comment), the central directory fills the space before it exactly, every local
+// header agrees with its directory entry, members lie before the directory without
+// overlapping, names are unique, methods are "stored" and CRC-32s match. Returns the
+// members in directory order. Throws FormatError starting with `name` (and "entry '...'"
+// where one member is at fault).
+std::vector<Member> parse(std::span<const uint8_t> bytes, const std::string& name);
+
+// `text` made printable for an error message (non-ASCII as \xNN), cut at 80 characters.
+std::string printable(std::string_view text);
+
+}  // namespace dfss::io::zip
