@@ -12,16 +12,34 @@ using kernels::kKeyBlock;
 using kernels::kTileRows;
 using kernels::PackFormat;
 
-// Element (i0, i1, i2, i3) of a view as float.
-inline float read(const ConstTensorView& t, int64_t i0, int64_t i1, int64_t i2, int64_t i3) {
-  const int64_t offset = i0 * t.stride[0] + i1 * t.stride[1] + i2 * t.stride[2] + i3 * t.stride[3];
-  if (t.dtype == DType::f32) return static_cast<const float*>(t.data)[offset];
-  return bf16_to_float(static_cast<const uint16_t*>(t.data)[offset]);
+// Row (i0, i1, i2) of a view: n elements, converted to float, to dst[0], dst[dst_stride], ...
+// The dtype and stride branches sit outside the element loop: packing is on the hot path
+// at short sequence lengths.
+void copy_row(const ConstTensorView& t, int64_t i0, int64_t i1, int64_t i2, int64_t n, float* dst,
+              int64_t dst_stride) {
+  const int64_t base = i0 * t.stride[0] + i1 * t.stride[1] + i2 * t.stride[2];
+  const int64_t step = t.stride[3];
+  if (t.dtype == DType::f32) {
+    const float* src = static_cast<const float*>(t.data) + base;
+    if (step == 1 && dst_stride == 1) {
+      std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+    } else {
+      for (int64_t c = 0; c < n; ++c) dst[c * dst_stride] = src[c * step];
+    }
+  } else {
+    const uint16_t* src = static_cast<const uint16_t*>(t.data) + base;
+    for (int64_t c = 0; c < n; ++c) dst[c * dst_stride] = bf16_to_float(src[c * step]);
+  }
 }
-inline uint16_t read_bf16(const ConstTensorView& t, int64_t i0, int64_t i1, int64_t i2,
-                          int64_t i3) {
-  const int64_t offset = i0 * t.stride[0] + i1 * t.stride[1] + i2 * t.stride[2] + i3 * t.stride[3];
-  return static_cast<const uint16_t*>(t.data)[offset];
+
+// bf16 bit patterns of row (i0, i1, i2), unchanged, for PackFormat::bf16_pairs: element c
+// goes to dst[(c / 2) * pair_stride + c % 2], so consecutive pairs share a 32-bit slot.
+void copy_row_pairs(const ConstTensorView& t, int64_t i0, int64_t i1, int64_t i2, int64_t n,
+                    uint16_t* dst, int64_t pair_stride) {
+  const uint16_t* src =
+      static_cast<const uint16_t*>(t.data) + i0 * t.stride[0] + i1 * t.stride[1] + i2 * t.stride[2];
+  const int64_t step = t.stride[3];
+  for (int64_t c = 0; c < n; ++c) dst[(c / 2) * pair_stride + c % 2] = src[c * step];
 }
 
 }  // namespace
@@ -49,10 +67,13 @@ void pack_keys(const AttentionProblem& p, const PackedGeometry& g, int64_t b, in
   if (g.format == PackFormat::f32) {
     // Block kb holds Kᵀ: [d][64].
     auto* out = static_cast<float*>(dst);
-    std::fill(out, out + g.k_elems, 0.0f);
-    for (int64_t j = 0; j < present; ++j) {
+    for (int64_t j = 0; j < g.lk_pad; ++j) {
       float* block = out + (j / kKeyBlock) * p.d * kKeyBlock + j % kKeyBlock;
-      for (int64_t k = 0; k < p.d; ++k) block[k * kKeyBlock] = read(p.k, b, h, j, k);
+      if (j < present) {
+        copy_row(p.k, b, h, j, p.d, block, kKeyBlock);
+      } else {
+        for (int64_t k = 0; k < p.d; ++k) block[k * kKeyBlock] = 0.0f;
+      }
     }
   } else {
     // Block kb holds [d/2][64][2]: the d-pair (2k2, 2k2+1) of key j at (k2*64 + j)*2.
@@ -61,7 +82,7 @@ void pack_keys(const AttentionProblem& p, const PackedGeometry& g, int64_t b, in
     const int64_t d_pairs = (p.d + 1) / 2;
     for (int64_t j = 0; j < present; ++j) {
       uint16_t* block = out + (j / kKeyBlock) * d_pairs * kKeyBlock * 2 + (j % kKeyBlock) * 2;
-      for (int64_t k = 0; k < p.d; ++k) block[(k / 2) * kKeyBlock * 2 + k % 2] = read_bf16(p.k, b, h, j, k);
+      copy_row_pairs(p.k, b, h, j, p.d, block, kKeyBlock * 2);
     }
   }
 }
@@ -71,16 +92,21 @@ void pack_values(const AttentionProblem& p, const PackedGeometry& g, int64_t b, 
   const int64_t present = keys_present(p, b);
   if (g.format == PackFormat::f32) {
     auto* out = static_cast<float*>(dst);
-    std::fill(out, out + g.v_elems, 0.0f);
-    for (int64_t j = 0; j < present; ++j)
-      for (int64_t c = 0; c < p.dv; ++c) out[j * g.dv_pad + c] = read(p.v, b, h, j, c);
+    for (int64_t j = 0; j < present; ++j) {
+      copy_row(p.v, b, h, j, p.dv, out + j * g.dv_pad, 1);
+      std::fill(out + j * g.dv_pad + p.dv, out + (j + 1) * g.dv_pad, 0.0f);
+    }
+    std::fill(out + present * g.dv_pad, out + g.v_elems, 0.0f);
   } else {
     // Key pair (2j2, 2j2+1) of column c at (j2*dv_pad + c)*2.
     auto* out = static_cast<uint16_t*>(dst);
     std::fill(out, out + g.v_elems, uint16_t{0});
-    for (int64_t j = 0; j < present; ++j)
-      for (int64_t c = 0; c < p.dv; ++c)
-        out[((j / 2) * g.dv_pad + c) * 2 + j % 2] = read_bf16(p.v, b, h, j, c);
+    for (int64_t j = 0; j < present; ++j) {
+      const uint16_t* src = static_cast<const uint16_t*>(p.v.data) + b * p.v.stride[0] +
+                            h * p.v.stride[1] + j * p.v.stride[2];
+      uint16_t* row = out + (j / 2) * g.dv_pad * 2 + j % 2;
+      for (int64_t c = 0; c < p.dv; ++c) row[c * 2] = src[c * p.v.stride[3]];
+    }
   }
 }
 
@@ -91,19 +117,16 @@ void pack_queries(const AttentionProblem& p, const PackedGeometry& g, int64_t b,
     // Tile t holds [d][6].
     auto* out = static_cast<float*>(dst);
     std::fill(out, out + tiles * g.q_tile_elems, 0.0f);
-    for (int64_t i = 0; i < rows; ++i) {
-      float* tile = out + (i / kTileRows) * g.q_tile_elems + i % kTileRows;
-      for (int64_t k = 0; k < p.d; ++k) tile[k * kTileRows] = read(p.q, b, h, row0 + i, k);
-    }
+    for (int64_t i = 0; i < rows; ++i)
+      copy_row(p.q, b, h, row0 + i, p.d, out + (i / kTileRows) * g.q_tile_elems + i % kTileRows,
+               kTileRows);
   } else {
     // Tile t holds [d/2][6][2].
     auto* out = static_cast<uint16_t*>(dst);
     std::fill(out, out + tiles * g.q_tile_elems, uint16_t{0});
-    for (int64_t i = 0; i < rows; ++i) {
-      uint16_t* tile = out + (i / kTileRows) * g.q_tile_elems + (i % kTileRows) * 2;
-      for (int64_t k = 0; k < p.d; ++k)
-        tile[(k / 2) * kTileRows * 2 + k % 2] = read_bf16(p.q, b, h, row0 + i, k);
-    }
+    for (int64_t i = 0; i < rows; ++i)
+      copy_row_pairs(p.q, b, h, row0 + i, p.d,
+                     out + (i / kTileRows) * g.q_tile_elems + (i % kTileRows) * 2, kTileRows * 2);
   }
 }
 
@@ -125,18 +148,18 @@ void store_rows(const AttentionProblem& p, int64_t b, int64_t h, int64_t row0, i
                 const float* o, int64_t dv_pad, const float* row_sum) {
   const TensorView& out = p.out;
   for (int64_t i = 0; i < rows; ++i) {
-    float inverse = 1.0f;
-    if (row_sum) inverse = row_sum[i] == 0.0f ? 0.0f : 1.0f / row_sum[i];
+    // A row with nothing visible has o = 0 and sum 0: zeros, not 0 * inf.
+    const bool empty = row_sum && row_sum[i] == 0.0f;
+    const float inverse = row_sum && !empty ? 1.0f / row_sum[i] : 1.0f;
     const float* src = o + i * dv_pad;
     const int64_t base = b * out.stride[0] + h * out.stride[1] + (row0 + i) * out.stride[2];
-    for (int64_t c = 0; c < p.dv; ++c) {
-      // A row with nothing visible has o = 0 and sum 0: zeros, not 0 * inf.
-      const float value = row_sum && row_sum[i] == 0.0f ? 0.0f : src[c] * inverse;
-      if (out.dtype == DType::f32) {
-        static_cast<float*>(out.data)[base + c * out.stride[3]] = value;
-      } else {
-        static_cast<uint16_t*>(out.data)[base + c * out.stride[3]] = float_to_bf16(value);
-      }
+    const int64_t step = out.stride[3];
+    if (out.dtype == DType::f32) {
+      float* dst = static_cast<float*>(out.data) + base;
+      for (int64_t c = 0; c < p.dv; ++c) dst[c * step] = empty ? 0.0f : src[c] * inverse;
+    } else {
+      uint16_t* dst = static_cast<uint16_t*>(out.data) + base;
+      for (int64_t c = 0; c < p.dv; ++c) dst[c * step] = float_to_bf16(empty ? 0.0f : src[c] * inverse);
     }
   }
 }
