@@ -44,17 +44,31 @@ constexpr DTypeSpelling kDTypes[] = {
     {"I16", SafetensorsDType::i16},   {"I8", SafetensorsDType::i8},
     {"U8", SafetensorsDType::u8},     {"BOOL", SafetensorsDType::bool_}};
 
-std::string quoted(std::string_view text) {
+std::string quote_name(std::string_view text) {
   // Bounded so that a hostile multi-megabyte name cannot bloat every message.
   constexpr size_t kMax = 200;
-  if (text.size() <= kMax) return "'" + std::string(text) + "'";
-  return "'" + std::string(text.substr(0, kMax)) + "...' (" + std::to_string(text.size()) +
-         " bytes)";
+  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on "'" + std::string(...).
+  std::string out = "'";
+  out.append(text.substr(0, kMax));
+  if (text.size() > kMax) out.append("...");
+  out.push_back('\'');
+  if (text.size() > kMax) out.append(" (" + std::to_string(text.size()) + " bytes)");
+  return out;
+}
+
+// "[begin, end]", appended piece by piece for the same reason as quote_name.
+std::string range_string(uint64_t begin, uint64_t end) {
+  std::string out = "[";
+  out += std::to_string(begin);
+  out += ", ";
+  out += std::to_string(end);
+  out += ']';
+  return out;
 }
 
 // "file: " or "file: tensor 'name': ".
 std::string where(const std::string& file, const std::string* tensor) {
-  return tensor ? file + ": tensor " + quoted(*tensor) + ": " : file + ": ";
+  return tensor ? file + ": tensor " + quote_name(*tensor) + ": " : file + ": ";
 }
 
 // A short description of a JSON value for "got ..." parts of messages.
@@ -68,21 +82,19 @@ std::string describe(const json& value) {
   }
 }
 
-// The value of a non-negative JSON integer that fits in int64_t, else nullopt.
+// The value of a non-negative JSON integer that fits in int64_t, else nullopt. nlohmann
+// parses every non-negative integer literal as unsigned; "-0", "1.0" and "1e3" are refused,
+// as by the official reader.
 std::optional<int64_t> as_index(const json& value) {
-  if (value.is_number_unsigned()) {
-    const auto v = value.get<uint64_t>();
-    if (v <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      return static_cast<int64_t>(v);
-    }
-  } else if (value.is_number_integer() && value.get<int64_t>() >= 0) {
-    return value.get<int64_t>();  // "-0"
-  }
-  return std::nullopt;
+  if (!value.is_number_unsigned()) return std::nullopt;
+  const auto v = value.get<uint64_t>();
+  if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
+  return static_cast<int64_t>(v);
 }
 
-// Parses the header, rejecting duplicate keys (nlohmann would keep one silently, and the
-// two readers of an ambiguous file could disagree) and deep nesting.
+// Parses the header, rejecting duplicate keys (nlohmann would silently keep one copy and
+// another reader might keep the other, so the file means different things to each) and
+// nesting deeper than any valid header.
 json parse_json(std::string_view text, const std::string& file) {
   std::vector<std::set<std::string>> keys;  // one set per open object
   const json::parser_callback_t check = [&](int depth, json::parse_event_t event, json& parsed) {
@@ -94,7 +106,7 @@ json parse_json(std::string_view text, const std::string& file) {
     if (event == json::parse_event_t::object_end) keys.pop_back();
     if (event == json::parse_event_t::key &&
         !keys.back().insert(parsed.get<std::string>()).second) {
-      throw FormatError(file + ": header has the key " + quoted(parsed.get<std::string>()) +
+      throw FormatError(file + ": header has the key " + quote_name(parsed.get<std::string>()) +
                         " twice; expected unique keys");
     }
     return true;
@@ -115,7 +127,7 @@ std::map<std::string, std::string, std::less<>> parse_metadata(const json& value
   std::map<std::string, std::string, std::less<>> metadata;
   for (const auto& [key, text] : value.items()) {
     if (!text.is_string()) {
-      throw FormatError(file + ": __metadata__ entry " + quoted(key) + " is " + describe(text) +
+      throw FormatError(file + ": __metadata__ entry " + quote_name(key) + " is " + describe(text) +
                         "; expected a string");
     }
     metadata.emplace(key, text.get<std::string>());
@@ -123,21 +135,22 @@ std::map<std::string, std::string, std::less<>> parse_metadata(const json& value
   return metadata;
 }
 
-SafetensorsDType parse_dtype(const json& value, const std::string& where) {
+SafetensorsDType parse_dtype(const json& value, const std::string& at) {
   if (value.is_string()) {
     for (const DTypeSpelling& known : kDTypes) {
       if (value.get<std::string>() == known.name) return known.dtype;
     }
   }
   std::string names;
-  for (const DTypeSpelling& known : kDTypes)
+  for (const DTypeSpelling& known : kDTypes) {
     names += std::string(names.empty() ? "" : ", ") + known.name;
-  throw FormatError(where + "dtype is " + describe(value) + "; expected one of " + names);
+  }
+  throw FormatError(at + "dtype is " + describe(value) + "; expected one of " + names);
 }
 
-std::vector<int64_t> parse_shape(const json& value, const std::string& where, int64_t* numel) {
+std::vector<int64_t> parse_shape(const json& value, const std::string& at, int64_t* numel) {
   if (!value.is_array()) {
-    throw FormatError(where + "shape is " + describe(value) + "; expected an array of integers");
+    throw FormatError(at + "shape is " + describe(value) + "; expected an array of integers");
   }
   std::vector<int64_t> shape;
   shape.reserve(value.size());
@@ -145,13 +158,13 @@ std::vector<int64_t> parse_shape(const json& value, const std::string& where, in
   for (const json& dim : value) {
     const std::optional<int64_t> size = as_index(dim);
     if (!size) {
-      throw FormatError(where + "shape element " + std::to_string(shape.size()) + " is " +
+      throw FormatError(at + "shape element " + std::to_string(shape.size()) + " is " +
                         describe(dim) + "; expected a non-negative integer below 2^63");
     }
     // Checked in order, as the official reader does: any overflowing prefix is refused,
     // so later stride arithmetic on the shape cannot overflow either.
     if (__builtin_mul_overflow(*numel, *size, numel)) {
-      throw FormatError(where + "shape has more than 2^63 - 1 elements");
+      throw FormatError(at + "shape has more than 2^63 - 1 elements");
     }
     shape.push_back(*size);
   }
@@ -159,10 +172,10 @@ std::vector<int64_t> parse_shape(const json& value, const std::string& where, in
 }
 
 // NumPy and PyTorch write only 0 and 1; anything else is corruption (and not a valid bool).
-void check_bools(const TensorInfo& tensor, const std::string& where) {
+void check_bools(const TensorInfo& tensor, const std::string& at) {
   for (size_t i = 0; i < tensor.bytes.size(); ++i) {
     if (tensor.bytes[i] > 1) {
-      throw FormatError(where + "BOOL element " + std::to_string(i) + " has byte value " +
+      throw FormatError(at + "BOOL element " + std::to_string(i) + " has byte value " +
                         std::to_string(tensor.bytes[i]) + "; expected 0 or 1");
     }
   }
@@ -180,26 +193,28 @@ TensorInfo parse_entry(const std::string& key, const json& entry, std::span<cons
   }
   for (const auto& item : entry.items()) {
     if (item.key() != "dtype" && item.key() != "shape" && item.key() != "data_offsets") {
-      throw FormatError(at + "unexpected key " + quoted(item.key()) +
+      throw FormatError(at + "unexpected key " + quote_name(item.key()) +
                         "; expected only dtype, shape and data_offsets");
     }
   }
   TensorInfo tensor;
   tensor.name = key;
-  tensor.dtype = parse_dtype(entry["dtype"], at);
+  tensor.dtype = parse_dtype(entry.at("dtype"), at);
   int64_t numel = 0;
-  tensor.shape = parse_shape(entry["shape"], at, &numel);
+  tensor.shape = parse_shape(entry.at("shape"), at, &numel);
 
-  const json& offsets = entry["data_offsets"];
+  const json& offsets = entry.at("data_offsets");
   std::optional<int64_t> begin, end;
-  if (offsets.is_array() && offsets.size() == 2)
-    begin = as_index(offsets[0]), end = as_index(offsets[1]);
+  if (offsets.is_array() && offsets.size() == 2) {
+    begin = as_index(offsets[0]);
+    end = as_index(offsets[1]);
+  }
   if (!begin || !end) {
     throw FormatError(at + "data_offsets is " +
                       (offsets.is_array() ? offsets.dump() : describe(offsets)) +
                       "; expected [begin, end] with non-negative integers");
   }
-  const std::string range = "[" + std::to_string(*begin) + ", " + std::to_string(*end) + "]";
+  const std::string range = range_string(*begin, *end);
   if (*begin > *end) throw FormatError(at + "data_offsets " + range + " end before they begin");
   if (static_cast<uint64_t>(*end) > data.size()) {
     throw FormatError(at + "data_offsets " + range + " run past the data section of " +
@@ -226,17 +241,18 @@ void check_tiling(const std::vector<TensorInfo>& tensors, uint64_t data_size,
                   const std::string& file) {
   std::vector<const TensorInfo*> order;
   for (const TensorInfo& tensor : tensors) order.push_back(&tensor);
-  std::sort(order.begin(), order.end(), [](const TensorInfo* a, const TensorInfo* b) {
+  // Stable, so that tensors with equal ranges are reported in name order.
+  std::stable_sort(order.begin(), order.end(), [](const TensorInfo* a, const TensorInfo* b) {
     return std::pair(a->data_offset, a->bytes.size()) < std::pair(b->data_offset, b->bytes.size());
   });
   uint64_t covered = 0;
   const TensorInfo* previous = nullptr;
   for (const TensorInfo* tensor : order) {
-    const std::string range = "[" + std::to_string(tensor->data_offset) + ", " +
-                              std::to_string(tensor->data_offset + tensor->bytes.size()) + "]";
+    const std::string range =
+        range_string(tensor->data_offset, tensor->data_offset + tensor->bytes.size());
     if (tensor->data_offset < covered) {
       throw FormatError(where(file, &tensor->name) + "data_offsets " + range + " overlap tensor " +
-                        quoted(previous->name) + ", which ends at " + std::to_string(covered));
+                        quote_name(previous->name) + ", which ends at " + std::to_string(covered));
     }
     if (tensor->data_offset > covered) {
       throw FormatError(where(file, &tensor->name) + "data_offsets " + range +
