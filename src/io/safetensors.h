@@ -5,12 +5,13 @@
 // end]} (offsets relative to the data section) plus an optional "__metadata__" object of
 // strings. The file is mapped read-only; tensors are views into the mapping, not copies.
 //
-// Everything is validated when the file is opened, before any tensor is handed out, as
-// strictly as the official implementation: the header length against the file and a
-// 100 MB cap; the JSON (well-formed, an object, no duplicate keys); every entry (exactly
-// the three keys, a known dtype, non-negative dims whose product does not overflow, a byte
-// range whose size matches shape and dtype); and that the ranges tile the data section
-// exactly, without overlaps, gaps or trailing bytes. Malformed data throws
+// Everything is validated when the file is opened, before any tensor is handed out, at
+// least as strictly as the official implementation: the header length against the file
+// and a 100 MB cap; the JSON (well-formed, an object, no duplicate keys); every entry
+// (exactly the three keys, a known dtype, non-negative dims whose product does not
+// overflow, a byte range whose size matches shape and dtype, BOOL bytes 0 or 1); and that
+// the ranges tile the data section exactly, without overlaps, gaps or trailing bytes.
+// Dtypes outside the list below (U16, U32, U64, F8_*, ...) are refused. Malformed data throws
 // dfss::FormatError starting with the file name and, for one tensor, "tensor '<name>'";
 // a file that cannot be opened or mapped throws dfss::IoError naming it.
 #pragma once
