@@ -127,7 +127,8 @@ inline void online_softmax_tile(float* s, const float* bias_log2, float scale_lo
     const float m_new = block_max > m_old ? block_max : m_old;
     // With every score so far -inf, shift by 0 so that 2^-inf = 0 and NaN stays NaN.
     const float shift = m_new == kNegInf ? 0.0f : m_new;
-    alpha[r] = m_new == m_old ? 1.0f : std::exp2(m_old - shift);
+    // In-register exp2: a libm call here costs as much as a 16-key block of scores.
+    alpha[r] = m_new == m_old ? 1.0f : vfirst(vexp2(vset1(m_old - shift)));
     const Reg shift_v = vset1(shift);
     Reg sum = vzero();
     for (int c = 0; c < kVecs; ++c) {

@@ -55,7 +55,8 @@ inline void online_softmax_kept(float* kept_values, int64_t kept, float* m, floa
     const float m_old = m[r];
     const float m_new = block_max > m_old ? block_max : m_old;
     const float shift = m_new == kNegInf ? 0.0f : m_new;
-    alpha[r] = m_new == m_old ? 1.0f : std::exp2(m_old - shift);
+    // In-register exp2: a libm call here costs as much as a 16-key block of scores.
+    alpha[r] = m_new == m_old ? 1.0f : vfirst(vexp2(vset1(m_old - shift)));
     const Reg shift_v = vset1(shift);
     Reg sum = vzero();
     for (int64_t c = 0; c < kept; c += kLanes) {
