@@ -39,7 +39,6 @@ void run_fused(const AttentionProblem& p) {
 
   AlignedBuffer packed = allocate_aligned(group_heads * head_bytes);
   AlignedBuffer key_bias = allocate_aligned(p.batch * g.lk_pad * 4);
-  AlignedBuffer key_bias_log2 = allocate_aligned(p.batch * g.lk_pad * 4);
   auto head_keys = [&](int64_t slot) {
     return reinterpret_cast<char*>(packed.get()) + slot * head_bytes;
   };
@@ -57,7 +56,7 @@ void run_fused(const AttentionProblem& p) {
 
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < p.batch; ++b)
-      build_key_bias(p, g, b, key_bias.get() + b * g.lk_pad, key_bias_log2.get() + b * g.lk_pad);
+      build_key_bias(p, g, b, key_bias.get() + b * g.lk_pad);
 
     for (int64_t group0 = 0; group0 < total_heads; group0 += group_heads) {
       const int64_t group_size = std::min(group_heads, total_heads - group0);
@@ -86,7 +85,6 @@ void run_fused(const AttentionProblem& p) {
         args.k_packed = head_keys(slot);
         args.v_packed = head_values(slot);
         args.key_bias = key_bias.get() + b * g.lk_pad;
-        args.key_bias_log2 = key_bias_log2.get() + b * g.lk_pad;
         args.lk = keys_present(p, b);
         args.lk_pad = g.lk_pad;
         args.d = p.d;

@@ -130,8 +130,7 @@ void pack_queries(const AttentionProblem& p, const PackedGeometry& g, int64_t b,
   }
 }
 
-void build_key_bias(const AttentionProblem& p, const PackedGeometry& g, int64_t b, float* bias,
-                    float* bias_log2) {
+void build_key_bias(const AttentionProblem& p, const PackedGeometry& g, int64_t b, float* bias) {
   const int64_t present = keys_present(p, b);
   for (int64_t j = 0; j < g.lk_pad; ++j) {
     if (j >= present) {
@@ -139,8 +138,6 @@ void build_key_bias(const AttentionProblem& p, const PackedGeometry& g, int64_t 
     } else {
       bias[j] = p.mask_additive ? p.mask_additive[b * p.mask_stride + j] : 0.0f;
     }
-    // Softmax runs in log2 units: 2^(x·log2e) = e^x.
-    bias_log2[j] = bias[j] * 1.44269504088896341f;
   }
 }
 

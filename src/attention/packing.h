@@ -39,10 +39,9 @@ void pack_values(const AttentionProblem& problem, const PackedGeometry& geometry
 // Rows [row0, row0 + rows) of Q as ceil(rows/6) tiles; missing rows of the last tile are 0.
 void pack_queries(const AttentionProblem& problem, const PackedGeometry& geometry, int64_t b,
                   int64_t h, int64_t row0, int64_t rows, void* dst);
-// [lk_pad] floats: the additive mask, -inf for keys that are absent or padding; and the
-// same times log2(e).
+// [lk_pad] floats: the additive mask, -inf for keys that are absent or padding.
 void build_key_bias(const AttentionProblem& problem, const PackedGeometry& geometry, int64_t b,
-                    float* bias, float* bias_log2);
+                    float* bias);
 // out[b, h, row0 + i, :] = o[i, :dv] / row_sum[i] (row_sum null: already normalized);
 // a row whose sum is 0 (nothing visible) is written as zeros.
 void store_rows(const AttentionProblem& problem, int64_t b, int64_t h, int64_t row0,

@@ -83,9 +83,12 @@ void run_sparse_reference(const AttentionProblem& p) {
         double denominator = 0.0;
         if (row_max != -std::numeric_limits<double>::infinity()) {
           for (int64_t j : kept) {
+            // A masked, hidden or padding column weighs nothing and is never read (it may lie
+            // past Lk), even when a NaN max would make its weight NaN.
+            if (scores[static_cast<size_t>(j)] == -std::numeric_limits<float>::infinity()) continue;
             const double weight = std::exp(scores[static_cast<size_t>(j)] - row_max);
             denominator += weight;
-            if (weight == 0.0) continue;  // masked or padding: no 0 * NaN
+            if (weight == 0.0) continue;  // no 0 * NaN
             for (int64_t c = 0; c < p.dv; ++c)
               sums[static_cast<size_t>(c)] += weight * load(p.v, v_head + j * p.v.stride[2] + c * p.v.stride[3]);
           }

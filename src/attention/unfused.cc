@@ -33,7 +33,6 @@ void run_unfused_heads(const AttentionProblem& p, const HeadVisitor& visit_head)
   AlignedBuffer values = allocate_aligned(g.v_elems * g.elem_bytes);
   AlignedBuffer queries = allocate_aligned(tiles * g.q_tile_elems * g.elem_bytes);
   AlignedBuffer key_bias = allocate_aligned(g.lk_pad * 4);
-  AlignedBuffer key_bias_log2 = allocate_aligned(g.lk_pad * 4);
   AlignedBuffer scores = allocate_aligned(sparse ? 64 : rows_pad * g.lk_pad * 4);
   AlignedBuffer kept_values = allocate_aligned(rows_pad * kept_stride * 4);
   AlignedBuffer kept_columns = allocate_aligned(rows_pad * kept_stride * 4);
@@ -46,7 +45,6 @@ void run_unfused_heads(const AttentionProblem& p, const HeadVisitor& visit_head)
   args.k_packed = keys.get();
   args.v_packed = values.get();
   args.key_bias = key_bias.get();
-  args.key_bias_log2 = key_bias_log2.get();
   args.lk_pad = g.lk_pad;
   args.d = p.d;
   args.dv_pad = g.dv_pad;
@@ -73,7 +71,7 @@ void run_unfused_heads(const AttentionProblem& p, const HeadVisitor& visit_head)
       for (int64_t h = 0; h < p.heads; ++h) {
 #pragma omp single
         {
-          build_key_bias(p, g, b, key_bias.get(), key_bias_log2.get());
+          build_key_bias(p, g, b, key_bias.get());
           pack_keys(p, g, b, h, keys.get());
           pack_values(p, g, b, h, values.get());
           pack_queries(p, g, b, h, 0, p.lq, queries.get());

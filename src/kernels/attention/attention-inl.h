@@ -95,25 +95,32 @@ struct F32Tile {
   }
 };
 
-// One online-softmax step for the R rows of a score tile s[R][KB] (raw Q·Kᵀ), in log2
-// units: x = scale_log2*s + bias_log2 (keys at or past visible[r] masked) and
-// p = 2^(x - m_new) overwrites s. Updates the running max m, the per-lane running sums
+inline constexpr float kLog2e = 1.44269504088896341f;
+
+// e^(x - shift) as 2^((x - shift)·log2e): the difference is taken in natural units first,
+// so huge finite scores neither overflow nor lose their order in the conversion.
+inline Reg exp_shifted(Reg x, Reg shift) { return vexp2(vmul(vsub(x, shift), vset1(kLog2e))); }
+
+// One online-softmax step for the R rows of a score tile s[R][KB] (raw Q·Kᵀ):
+// x = scale*s + bias, keys at or past visible[r] masked (causal, or absent), and
+// p = e^(x - m_new) overwrites s. Updates the running max m, the per-lane running sums
 // l_lanes[R][kLanes], and returns in alpha the factor that rescales the rows' previous
 // accumulators (exactly 1 when the max did not move, the common case).
-inline void online_softmax_tile(float* s, const float* bias_log2, float scale_log2,
-                                const int64_t* visible, float* m, float* l_lanes,
-                                float* alpha) {
+inline void online_softmax_tile(float* s, const float* bias, float scale, const int64_t* visible,
+                                float* m, float* l_lanes, float* alpha) {
   constexpr int kVecs = KB / kLanes;
-  const Reg scale_v = vset1(scale_log2);
+  const Reg scale_v = vset1(scale);
   for (int r = 0; r < R; ++r) {
     float* row = s + r * kScoreStride;
     Reg x[kVecs];
     Reg row_max = vset1(kNegInf);
     for (int c = 0; c < kVecs; ++c) {
-      x[c] = vfmadd(vload(row + c * kLanes), scale_v, vload(bias_log2 + c * kLanes));
+      x[c] = vfmadd(vload(row + c * kLanes), scale_v, vload(bias + c * kLanes));
       row_max = vmax(row_max, x[c]);
     }
-    if (visible[r] < KB) {  // causal diagonal: rare, so through memory
+    // Causal diagonal or the last keys: rare, so through memory. Hidden keys are set to
+    // -inf rather than biased, since their q·k may be NaN (inf · 0).
+    if (visible[r] < KB) {
       for (int c = 0; c < kVecs; ++c) vstore(row + c * kLanes, x[c]);
       for (int64_t j = visible[r]; j < KB; ++j) row[j] = kNegInf;
       row_max = vset1(kNegInf);
@@ -125,14 +132,13 @@ inline void online_softmax_tile(float* s, const float* bias_log2, float scale_lo
     const float block_max = vfirst(vallreduce_max(row_max));
     const float m_old = m[r];
     const float m_new = block_max > m_old ? block_max : m_old;
-    // With every score so far -inf, shift by 0 so that 2^-inf = 0 and NaN stays NaN.
-    const float shift = m_new == kNegInf ? 0.0f : m_new;
-    // In-register exp2: a libm call here costs as much as a 16-key block of scores.
-    alpha[r] = m_new == m_old ? 1.0f : vfirst(vexp2(vset1(m_old - shift)));
-    const Reg shift_v = vset1(shift);
+    // With every score so far -inf, shift by 0 so that e^-inf = 0 and NaN stays NaN.
+    const Reg shift = vset1(m_new == kNegInf ? 0.0f : m_new);
+    // In-register exp: a libm call here costs as much as a 16-key block of scores.
+    alpha[r] = m_new == m_old ? 1.0f : vfirst(exp_shifted(vset1(m_old), shift));
     Reg sum = vzero();
     for (int c = 0; c < kVecs; ++c) {
-      const Reg p = vexp2(vsub(x[c], shift_v));
+      const Reg p = exp_shifted(x[c], shift);
       vstore(row + c * kLanes, p);
       sum = vadd(sum, p);
     }
@@ -142,7 +148,13 @@ inline void online_softmax_tile(float* s, const float* bias_log2, float scale_lo
   }
 }
 
-inline constexpr float kLog2e = 1.44269504088896341f;
+// Keys of a block that row `row` may see: causal limit and the keys present.
+inline int64_t visible_in_block(bool causal, int64_t row, int64_t causal_offset, int64_t lk,
+                                int64_t key0, int64_t block) {
+  int64_t end = lk;
+  if (causal) end = std::min(end, row + causal_offset + 1);
+  return std::clamp<int64_t>(end - key0, 0, block);
+}
 
 // Streams the key blocks [0, key_blocks) past every 6-row tile of the query block.
 template <class Tile>
@@ -152,7 +164,6 @@ void fused_key_blocks(const FlashBlockArgs& a, int64_t tiles, int64_t last_row,
   const auto* q = static_cast<const Elem*>(a.q_packed);
   const auto* k = static_cast<const Elem*>(a.k_packed);
   const auto* v = static_cast<const Elem*>(a.v_packed);
-  const float scale_log2 = a.scale * kLog2e;
   float* s = a.scratch;
   float* tile_scratch = a.scratch + R * kScoreStride;
   float alpha[R];
@@ -164,13 +175,11 @@ void fused_key_blocks(const FlashBlockArgs& a, int64_t tiles, int64_t last_row,
       if (a.causal) {
         const int64_t tile_last_row = std::min(row0 + R - 1, last_row);
         if (key0 > tile_last_row + a.causal_offset) continue;  // whole tile hidden
-        for (int r = 0; r < R; ++r)
-          visible[r] = std::clamp<int64_t>(row0 + r + a.causal_offset + 1 - key0, 0, KB);
-      } else {
-        std::fill(visible, visible + R, int64_t{KB});
       }
+      for (int r = 0; r < R; ++r)
+        visible[r] = visible_in_block(a.causal, row0 + r, a.causal_offset, a.lk, key0, KB);
       Tile::scores(q + t * Tile::q_tile_elems(a.d), k + kb * Tile::k_block_elems(a.d), a.d, s, kScoreStride);
-      online_softmax_tile(s, a.key_bias_log2 + key0, scale_log2, visible, a.row_max + t * R,
+      online_softmax_tile(s, a.key_bias + key0, a.scale, visible, a.row_max + t * R,
                           a.row_sum_lanes + t * R * kLanes, alpha);
       Tile::values(s, kScoreStride, v + kb * Tile::v_block_elems(a.dv_pad), a.dv_pad,
                    a.o + t * R * a.dv_pad, alpha, tile_scratch);
@@ -205,28 +214,28 @@ void unfused_scores(const UnfusedArgs& a, int64_t tile_begin, int64_t tile_end) 
 // Row softmax over the whole materialized score row, normalized in place.
 template <class Tile>
 void unfused_softmax(const UnfusedArgs& a, int64_t tile_begin, int64_t tile_end) {
-  const Reg scale_v = vset1(a.scale * kLog2e);
+  const Reg scale_v = vset1(a.scale);
   for (int64_t i = tile_begin * R; i < tile_end * R; ++i) {
     float* row = a.scores + i * a.lk_pad;
     Reg row_max = vset1(kNegInf);
     for (int64_t c = 0; c < a.lk_pad; c += kLanes) {
-      const Reg x = vfmadd(vload(row + c), scale_v, vload(a.key_bias_log2 + c));
+      const Reg x = vfmadd(vload(row + c), scale_v, vload(a.key_bias + c));
       vstore(row + c, x);
       row_max = vmax(row_max, x);
     }
     float max = vreduce_max(row_max);
-    if (a.causal) {
-      const int64_t visible = std::clamp<int64_t>(a.first_row + i + a.causal_offset + 1, 0, a.lk_pad);
-      if (visible < a.lk_pad) {
-        std::fill(row + visible, row + a.lk_pad, kNegInf);
-        max = kNegInf;
-        for (int64_t j = 0; j < visible; ++j) max = row[j] > max ? row[j] : max;
-      }
+    const int64_t visible =
+        visible_in_block(a.causal, a.first_row + i, a.causal_offset, a.lk, 0, a.lk_pad);
+    if (visible < a.lk_pad) {  // hidden or absent keys: -inf, whatever their q·k
+      std::fill(row + visible, row + a.lk_pad, kNegInf);
+      row_max = vset1(kNegInf);
+      for (int64_t c = 0; c < a.lk_pad; c += kLanes) row_max = vmax(row_max, vload(row + c));
+      max = vreduce_max(row_max);
     }
     const Reg shift_v = vset1(max == kNegInf ? 0.0f : max);
     Reg sum_v = vzero();
     for (int64_t c = 0; c < a.lk_pad; c += kLanes) {
-      const Reg p = vexp2(vsub(vload(row + c), shift_v));
+      const Reg p = exp_shifted(vload(row + c), shift_v);
       vstore(row + c, p);
       sum_v = vadd(sum_v, p);
     }

@@ -28,10 +28,8 @@ struct FlashBlockArgs {
   int64_t first_row = 0;           // query index of the block's first row
   const void* k_packed = nullptr;  // Lk_pad/128 key blocks
   const void* v_packed = nullptr;
-  // [Lk_pad]: the additive mask, -inf for absent keys; and the same times log2(e), as the
-  // softmax runs in log2 units.
+  // [Lk_pad]: the additive mask (keys at or past lk are set to -inf by the kernels).
   const float* key_bias = nullptr;
-  const float* key_bias_log2 = nullptr;
   int64_t lk = 0, lk_pad = 0, d = 0, dv_pad = 0;
   float scale = 1.0f;
   bool causal = false;
@@ -68,7 +66,6 @@ struct UnfusedArgs {
   const void* k_packed = nullptr;
   const void* v_packed = nullptr;
   const float* key_bias = nullptr;
-  const float* key_bias_log2 = nullptr;
   int64_t lk = 0, lk_pad = 0, d = 0, dv_pad = 0;
   float scale = 1.0f;
   bool causal = false;

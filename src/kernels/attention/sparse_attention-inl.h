@@ -7,7 +7,8 @@
 namespace dfss::kernels::DFSS_KERNEL_NS {
 
 // x = fma(s, scale, bias) for one row of a span of keys, in place: keys at or past
-// `visible` (causal) and past `existing` (no packed data) become -inf.
+// `visible` (causal, or absent: their q·k may be NaN) and past `existing` (no packed data)
+// become -inf.
 inline void span_scores_row(float* row, const float* bias, float scale, int64_t span_keys,
                             int64_t existing, int64_t visible) {
   const Reg scale_v = vset1(scale);
@@ -39,28 +40,21 @@ inline void select_row(const float* row, int64_t span_keys, int n, int m, int64_
     select_row_generic(row, span_keys, n, m, key0, kept_values, kept_columns);
 }
 
-// Online softmax over the kept entries of R rows (natural units in, p out in place).
+// Online softmax over the kept entries of R rows (scores in, p = e^(x - m) out in place).
 inline void online_softmax_kept(float* kept_values, int64_t kept, float* m, float* l_lanes,
                                 float* alpha) {
-  const Reg log2e = vset1(kLog2e);
   for (int r = 0; r < R; ++r) {
     float* row = kept_values + r * kept;
     Reg row_max = vset1(kNegInf);
-    for (int64_t c = 0; c < kept; c += kLanes) {
-      const Reg x = vmul(vload(row + c), log2e);
-      vstore(row + c, x);
-      row_max = vmax(row_max, x);
-    }
+    for (int64_t c = 0; c < kept; c += kLanes) row_max = vmax(row_max, vload(row + c));
     const float block_max = vfirst(vallreduce_max(row_max));
     const float m_old = m[r];
     const float m_new = block_max > m_old ? block_max : m_old;
-    const float shift = m_new == kNegInf ? 0.0f : m_new;
-    // In-register exp2: a libm call here costs as much as a 16-key block of scores.
-    alpha[r] = m_new == m_old ? 1.0f : vfirst(vexp2(vset1(m_old - shift)));
-    const Reg shift_v = vset1(shift);
+    const Reg shift = vset1(m_new == kNegInf ? 0.0f : m_new);
+    alpha[r] = m_new == m_old ? 1.0f : vfirst(exp_shifted(vset1(m_old), shift));
     Reg sum = vzero();
     for (int64_t c = 0; c < kept; c += kLanes) {
-      const Reg p = vexp2(vsub(vload(row + c), shift_v));
+      const Reg p = exp_shifted(vload(row + c), shift);
       vstore(row + c, p);
       sum = vadd(sum, p);
     }
@@ -152,11 +146,9 @@ inline void sparse_fused_block(const FlashBlockArgs& a) {
       if (a.causal) {
         const int64_t tile_last_row = std::min(row0 + R - 1, last_row);
         if (key0 > tile_last_row + a.causal_offset) continue;  // whole tile hidden
-        for (int r = 0; r < R; ++r)
-          visible[r] = std::clamp<int64_t>(row0 + r + a.causal_offset + 1 - key0, 0, span);
-      } else {
-        std::fill(visible, visible + R, span);
       }
+      for (int r = 0; r < R; ++r)
+        visible[r] = visible_in_block(a.causal, row0 + r, a.causal_offset, a.lk, key0, span);
       score_and_select_span(a, q + t * F32Tile::q_tile_elems(a.d), key0, span, visible, s,
                             kept_values, kept_columns);
       columns_to_offsets(kept_columns, R * kept_span, a.lk_pad, a.dv_pad);
@@ -175,6 +167,7 @@ inline void sparse_unfused_scores(const UnfusedArgs& u, int64_t tile_begin, int6
   FlashBlockArgs a;
   a.k_packed = u.k_packed;
   a.key_bias = u.key_bias;
+  a.lk = u.lk;
   a.lk_pad = u.lk_pad;
   a.d = u.d;
   a.scale = u.scale;
@@ -189,10 +182,8 @@ inline void sparse_unfused_scores(const UnfusedArgs& u, int64_t tile_begin, int6
   int64_t visible[R];
   for (int64_t t = tile_begin; t < tile_end; ++t) {
     for (int64_t key0 = 0, slot = 0; key0 < u.lk_pad; key0 += span, slot += kept_span) {
-      for (int r = 0; r < R; ++r) {
-        const int64_t row = u.first_row + t * R + r;
-        visible[r] = u.causal ? std::clamp<int64_t>(row + u.causal_offset + 1 - key0, 0, span) : span;
-      }
+      for (int r = 0; r < R; ++r)
+        visible[r] = visible_in_block(u.causal, u.first_row + t * R + r, u.causal_offset, u.lk, key0, span);
       score_and_select_span(a, q + t * F32Tile::q_tile_elems(u.d), key0, span, visible, s,
                             kept_values, kept_columns);
       for (int r = 0; r < R; ++r) {
@@ -206,20 +197,15 @@ inline void sparse_unfused_scores(const UnfusedArgs& u, int64_t tile_begin, int6
 
 // Unfused phase 2: softmax of each compressed row, normalized in place.
 inline void sparse_unfused_softmax(const UnfusedArgs& u, int64_t tile_begin, int64_t tile_end) {
-  const Reg log2e = vset1(kLog2e);
   for (int64_t i = tile_begin * R; i < tile_end * R; ++i) {
     float* row = u.kept_values + i * u.kept_stride;
     Reg row_max = vset1(kNegInf);
-    for (int64_t c = 0; c < u.kept_stride; c += kLanes) {
-      const Reg x = vmul(vload(row + c), log2e);
-      vstore(row + c, x);
-      row_max = vmax(row_max, x);
-    }
+    for (int64_t c = 0; c < u.kept_stride; c += kLanes) row_max = vmax(row_max, vload(row + c));
     const float max = vfirst(vallreduce_max(row_max));
     const Reg shift_v = vset1(max == kNegInf ? 0.0f : max);
     Reg sum_v = vzero();
     for (int64_t c = 0; c < u.kept_stride; c += kLanes) {
-      const Reg p = vexp2(vsub(vload(row + c), shift_v));
+      const Reg p = exp_shifted(vload(row + c), shift_v);
       vstore(row + c, p);
       sum_v = vadd(sum_v, p);
     }
