@@ -3,6 +3,7 @@
 #   (a) torch from PyPI (pinned in requirements-bench-torch.txt) in .venv-torch: fused SDPA and bmm-softmax-bmm
 #   (b) Debian's python3-torch 1.13 with the BLAS Debian gives it by default (netlib reference): bmm-softmax-bmm
 #   (c) the same Debian torch with OpenBLAS swapped in for this process only
+# Debian's torch does bf16 matmuls with oneDNN, not BLAS, so (b) and (c) differ only in fp32.
 # Installs what is missing (apt-get, pip), then prints one markdown table.
 # Usage: scripts/bench-pytorch.sh [--threads N] [--lengths 384,1024] [--skip-slow] [--json FILE]
 #        [--install-only] [other scripts/bench-pytorch.py options, e.g. --repeats 5]

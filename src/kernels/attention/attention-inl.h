@@ -101,6 +101,25 @@ inline constexpr float kLog2e = 1.44269504088896341f;
 // so huge finite scores neither overflow nor lose their order in the conversion.
 inline Reg exp_shifted(Reg x, Reg shift) { return vexp2(vmul(vsub(x, shift), vset1(kLog2e))); }
 
+// Folds a block's scores (their lane-wise max) into a row's running max m: returns the
+// shift for this block's exponentials and sets alpha, the factor that rescales what was
+// accumulated before (exactly 1 when the max did not move, the common case).
+inline Reg update_running_max(Reg block_lane_max, float& m, float& alpha) {
+  const float block_max = vfirst(vallreduce_max(block_lane_max));
+  const float m_old = m;
+  m = block_max > m_old ? block_max : m_old;
+  // With every score so far -inf, shift by 0 so that e^-inf = 0 and NaN stays NaN.
+  const Reg shift = vset1(m == kNegInf ? 0.0f : m);
+  // In-register exp: a libm call here costs as much as a 16-key block of scores.
+  alpha = m == m_old ? 1.0f : vfirst(exp_shifted(vset1(m_old), shift));
+  return shift;
+}
+
+// l = l * alpha + sum, per lane (reduced once at the end of the row).
+inline void update_running_sum(float* l_lanes, float alpha, Reg sum) {
+  vstore(l_lanes, vfmadd(vload(l_lanes), vset1(alpha), sum));
+}
+
 // One online-softmax step for the R rows of a score tile s[R][KB] (raw Q·Kᵀ):
 // x = scale*s + bias, keys at or past visible[r] masked (causal, or absent), and
 // p = e^(x - m_new) overwrites s. Updates the running max m, the per-lane running sums
@@ -129,22 +148,14 @@ inline void online_softmax_tile(float* s, const float* bias, float scale, const 
         row_max = vmax(row_max, x[c]);
       }
     }
-    const float block_max = vfirst(vallreduce_max(row_max));
-    const float m_old = m[r];
-    const float m_new = block_max > m_old ? block_max : m_old;
-    // With every score so far -inf, shift by 0 so that e^-inf = 0 and NaN stays NaN.
-    const Reg shift = vset1(m_new == kNegInf ? 0.0f : m_new);
-    // In-register exp: a libm call here costs as much as a 16-key block of scores.
-    alpha[r] = m_new == m_old ? 1.0f : vfirst(exp_shifted(vset1(m_old), shift));
+    const Reg shift = update_running_max(row_max, m[r], alpha[r]);
     Reg sum = vzero();
     for (int c = 0; c < kVecs; ++c) {
       const Reg p = exp_shifted(x[c], shift);
       vstore(row + c * kLanes, p);
       sum = vadd(sum, p);
     }
-    float* l = l_lanes + r * kLanes;
-    vstore(l, vfmadd(vload(l), vset1(alpha[r]), sum));
-    m[r] = m_new;
+    update_running_sum(l_lanes + r * kLanes, alpha[r], sum);
   }
 }
 

@@ -47,20 +47,14 @@ inline void online_softmax_kept(float* kept_values, int64_t kept, float* m, floa
     float* row = kept_values + r * kept;
     Reg row_max = vset1(kNegInf);
     for (int64_t c = 0; c < kept; c += kLanes) row_max = vmax(row_max, vload(row + c));
-    const float block_max = vfirst(vallreduce_max(row_max));
-    const float m_old = m[r];
-    const float m_new = block_max > m_old ? block_max : m_old;
-    const Reg shift = vset1(m_new == kNegInf ? 0.0f : m_new);
-    alpha[r] = m_new == m_old ? 1.0f : vfirst(exp_shifted(vset1(m_old), shift));
+    const Reg shift = update_running_max(row_max, m[r], alpha[r]);
     Reg sum = vzero();
     for (int64_t c = 0; c < kept; c += kLanes) {
       const Reg p = exp_shifted(vload(row + c), shift);
       vstore(row + c, p);
       sum = vadd(sum, p);
     }
-    float* l = l_lanes + r * kLanes;
-    vstore(l, vfmadd(vload(l), vset1(alpha[r]), sum));
-    m[r] = m_new;
+    update_running_sum(l_lanes + r * kLanes, alpha[r], sum);
   }
 }
 
