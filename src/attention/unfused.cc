@@ -8,6 +8,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "attention/packing.h"
 #include "attention/problem.h"
@@ -62,11 +63,14 @@ void run_unfused_heads(const AttentionProblem& p, const HeadVisitor& visit_head)
   const auto softmax_phase = sparse ? kernels.sparse_unfused_softmax : kernels.unfused_softmax;
   const auto value_phase = sparse ? kernels.sparse_unfused_values : kernels.unfused_values;
 
+  // Allocated before the parallel region: a bad_alloc must reach the caller.
+  std::vector<AlignedBuffer> thread_scratch(static_cast<size_t>(p.threads));
+  for (AlignedBuffer& scratch : thread_scratch) scratch = allocate_aligned(kernels::kFlashScratchFloats * 4);
+
 #pragma omp parallel num_threads(p.threads)
   {
-    AlignedBuffer scratch = allocate_aligned(kernels::kFlashScratchFloats * 4);
     kernels::UnfusedArgs local = args;
-    local.scratch = scratch.get();
+    local.scratch = thread_scratch[static_cast<size_t>(omp_get_thread_num())].get();
     for (int64_t b = 0; b < p.batch; ++b) {
       for (int64_t h = 0; h < p.heads; ++h) {
 #pragma omp single
