@@ -59,6 +59,7 @@ struct Buffers {
     for (int i = 0; i < 6 * 128; ++i) p[i] = std::abs(normal(rng)) * 1e-3f;
     for (int i = 0; i < kDim * 6; ++i) q_tile[i] = normal(rng);
     for (int i = 0; i < kDim * 128; ++i) k[i] = normal(rng);
+    for (int i = 0; i < 6 * 128; ++i) s[i] = normal(rng);  // scores: no ties, as in practice
     // A 2:4 kept set: per group of 4, two of the keys.
     for (int r = 0; r < 6; ++r)
       for (int g = 0; g < 16; ++g) {
@@ -117,7 +118,7 @@ void select_2of4_64_keys(benchmark::State& state) {
   Buffers b;
   for (auto _ : state) {
     for (int r = 0; r < 6; ++r)
-      select_row_fast(b.s + r * KB, kKeys, 2, 4, 0, b.kept + r * 32,
+      select_row_fast(b.s + r * KB, kKeys, 2, 4, 0, dfss::kernels::KeptIndex::offsets_in_v(128, kDim), b.kept + r * 32,
                       reinterpret_cast<int32_t*>(b.kept) + 6 * 32);
     benchmark::ClobberMemory();
   }

@@ -6,10 +6,13 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <climits>
+#include <string>
 #include <vector>
 
 #include "attention/packing.h"
 #include "attention/problem.h"
+#include "dfss/errors.h"
 #include "kernels/attention/flash_kernels.h"
 
 namespace dfss::detail {
@@ -32,6 +35,11 @@ void run_fused(const AttentionProblem& p) {
   const kernels::AttentionKernels& kernels = kernels::attention_kernels(p.isa, p.dtype, sparse);
   const auto block_kernel = sparse ? kernels.sparse_fused_block : kernels.fused_block;
   const PackedGeometry g = packed_geometry(p, kernels.format);
+  // The N:M kernels address rows of V by 32-bit element offsets.
+  if (sparse && (g.lk_pad + 1) * g.dv_pad > INT32_MAX) {
+    throw InvalidArgument("k: Lk = " + std::to_string(p.lk) + " with dv = " + std::to_string(p.dv) +
+                          " is too long for the fused N:M kernels (Lk * dv must stay below 2^31)");
+  }
   const int64_t head_bytes = (g.k_elems + g.v_elems) * g.elem_bytes;
   const int64_t total_heads = p.batch * p.heads;
   const int64_t group_heads = std::clamp<int64_t>(kGroupBytes / head_bytes, 1, total_heads);

@@ -82,6 +82,16 @@ struct UnfusedArgs {
   float* scratch = nullptr;  // >= kFlashScratchFloats floats, 64-byte aligned
 };
 
+// What the sparse kernels store per kept entry: min(column, limit) * scale, i.e. the key
+// column itself, or the element offset of its row in packed V (padding columns past the
+// packed keys then point at V's zero row).
+struct KeptIndex {
+  int64_t limit;
+  int64_t scale;
+  static KeptIndex columns() { return {int64_t{1} << 31, 1}; }
+  static KeptIndex offsets_in_v(int64_t lk_pad, int64_t dv_pad) { return {lk_pad, dv_pad}; }
+};
+
 struct AttentionKernels {
   const char* fused_name;
   const char* unfused_name;

@@ -18,26 +18,28 @@ inline void span_scores_row(float* row, const float* bias, float scale, int64_t 
   for (int64_t j = existing; j < span_keys; ++j) row[j] = kNegInf;
 }
 
-// The kept entries of one row of a span, in increasing column order: their scores and
-// their key columns (key0 + position; a padding column may lie past the packed keys).
+// The kept entries of one row of a span, in increasing column order: their scores and an
+// index per entry, min(column, index.limit) * index.scale (the column itself, or the
+// element offset of its row of V, where padding columns past the keys read V's zero row).
 inline void select_row_generic(const float* row, int64_t span_keys, int n, int m, int64_t key0,
-                               float* kept_values, int32_t* kept_columns) {
+                               KeptIndex index, float* kept_values, int32_t* kept_columns) {
   int kept[8];
   int64_t out = 0;
   for (int64_t g = 0; g < span_keys; g += m) {
     sparse::select_group(row + g, m, n, m, kept);
     for (int t = 0; t < n; ++t) {
       kept_values[out] = row[g + kept[t]];
-      kept_columns[out] = static_cast<int32_t>(key0 + g + kept[t]);
+      kept_columns[out] =
+          static_cast<int32_t>(std::min<int64_t>(key0 + g + kept[t], index.limit) * index.scale);
       ++out;
     }
   }
 }
 
 inline void select_row(const float* row, int64_t span_keys, int n, int m, int64_t key0,
-                       float* kept_values, int32_t* kept_columns) {
-  if (!select_row_fast(row, span_keys, n, m, key0, kept_values, kept_columns))
-    select_row_generic(row, span_keys, n, m, key0, kept_values, kept_columns);
+                       KeptIndex index, float* kept_values, int32_t* kept_columns) {
+  if (!select_row_fast(row, span_keys, n, m, key0, index, kept_values, kept_columns))
+    select_row_generic(row, span_keys, n, m, key0, index, kept_values, kept_columns);
 }
 
 // Online softmax over the kept entries of R rows (scores in, p = e^(x - m) out in place).
@@ -96,7 +98,7 @@ inline void pv_gather(const float* p, const int32_t* offsets, int64_t stride, in
 // Scores of the 6-row tile t over the span starting at key0, pruned: kept values and
 // columns [R][kept_span]. visible[r] limits the keys of row r (causal).
 inline void score_and_select_span(const FlashBlockArgs& a, const float* q_tile, int64_t key0,
-                                  int64_t span, const int64_t* visible, float* s,
+                                  int64_t span, const int64_t* visible, KeptIndex index, float* s,
                                   float* kept_values, int32_t* kept_columns) {
   const auto* k = static_cast<const float*>(a.k_packed);
   const int64_t existing = std::min(span, a.lk_pad - key0);
@@ -112,7 +114,7 @@ inline void score_and_select_span(const FlashBlockArgs& a, const float* q_tile, 
   for (int r = 0; r < R; ++r) {
     float* row = s + r * span;
     span_scores_row(row, a.key_bias + key0, a.scale, span, existing, visible[r]);
-    select_row(row, span, a.pattern_n, a.pattern_m, key0, kept_values + r * kept_span,
+    select_row(row, span, a.pattern_n, a.pattern_m, key0, index, kept_values + r * kept_span,
                kept_columns + r * kept_span);
   }
 }
@@ -143,9 +145,9 @@ inline void sparse_fused_block(const FlashBlockArgs& a) {
       }
       for (int r = 0; r < R; ++r)
         visible[r] = visible_in_block(a.causal, row0 + r, a.causal_offset, a.lk, key0, span);
-      score_and_select_span(a, q + t * F32Tile::q_tile_elems(a.d), key0, span, visible, s,
-                            kept_values, kept_columns);
-      columns_to_offsets(kept_columns, R * kept_span, a.lk_pad, a.dv_pad);
+      score_and_select_span(a, q + t * F32Tile::q_tile_elems(a.d), key0, span, visible,
+                            KeptIndex::offsets_in_v(a.lk_pad, a.dv_pad), s, kept_values,
+                            kept_columns);
       online_softmax_kept(kept_values, kept_span, a.row_max + t * R,
                           a.row_sum_lanes + t * R * kLanes, alpha);
       pv_gather(kept_values, kept_columns, kept_span, kept_span, v, a.dv_pad,
@@ -178,8 +180,8 @@ inline void sparse_unfused_scores(const UnfusedArgs& u, int64_t tile_begin, int6
     for (int64_t key0 = 0, slot = 0; key0 < u.lk_pad; key0 += span, slot += kept_span) {
       for (int r = 0; r < R; ++r)
         visible[r] = visible_in_block(u.causal, u.first_row + t * R + r, u.causal_offset, u.lk, key0, span);
-      score_and_select_span(a, q + t * F32Tile::q_tile_elems(u.d), key0, span, visible, s,
-                            kept_values, kept_columns);
+      score_and_select_span(a, q + t * F32Tile::q_tile_elems(u.d), key0, span, visible,
+                            KeptIndex::columns(), s, kept_values, kept_columns);
       for (int r = 0; r < R; ++r) {
         const int64_t at = (t * R + r) * u.kept_stride + slot;
         std::copy(kept_values + r * kept_span, kept_values + (r + 1) * kept_span, u.kept_values + at);

@@ -2,7 +2,7 @@
 
 namespace dfss::kernels::DFSS_KERNEL_NS {
 
-inline bool select_row_fast(const float*, int64_t, int, int, int64_t, float*, int32_t*) {
+inline bool select_row_fast(const float*, int64_t, int, int, int64_t, KeptIndex, float*, int32_t*) {
   return false;
 }
 
