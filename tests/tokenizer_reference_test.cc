@@ -28,7 +28,7 @@ const std::filesystem::path kRepo = std::filesystem::path(__FILE__).parent_path(
 std::optional<std::string> vocab_path() {
   const char* env = std::getenv("DFSS_TOKENIZER_VOCAB");
   const std::filesystem::path path =
-      env != nullptr ? std::filesystem::path(env) : kRepo / "models/all-minilm-l6-v2/vocab.txt";
+      env != nullptr ? std::filesystem::path(env) : kRepo / "models/all-MiniLM-L6-v2/vocab.txt";
   if (!std::filesystem::exists(path)) return std::nullopt;
   return path.string();
 }
