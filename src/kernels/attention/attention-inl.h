@@ -167,6 +167,32 @@ inline int64_t visible_in_block(bool causal, int64_t row, int64_t causal_offset,
   return std::clamp<int64_t>(end - key0, 0, block);
 }
 
+// Resets a query block's running max, sums and output accumulators; returns the end of
+// the keys that any of its rows sees.
+inline int64_t start_query_block(const FlashBlockArgs& a, int64_t tiles) {
+  const int64_t rows_pad = tiles * R;
+  std::fill(a.row_max, a.row_max + rows_pad, kNegInf);
+  std::fill(a.row_sum_lanes, a.row_sum_lanes + rows_pad * kLanes, 0.0f);
+  std::fill(a.o, a.o + rows_pad * a.dv_pad, 0.0f);
+  const int64_t last_row = a.first_row + a.rows - 1;
+  return a.causal ? std::min(a.lk, last_row + a.causal_offset + 1) : a.lk;
+}
+
+// The row sums, reduced from their per-lane partials.
+inline void finish_query_block(const FlashBlockArgs& a, int64_t tiles) {
+  for (int64_t i = 0; i < tiles * R; ++i) a.row_sum[i] = vreduce_add(vload(a.row_sum_lanes + i * kLanes));
+}
+
+// visible[r] for the rows of the tile starting at row0 against keys [key0, key0 + block);
+// false when the causal rule hides the whole block from every real row of the tile.
+inline bool tile_visible_keys(const FlashBlockArgs& a, int64_t row0, int64_t last_row,
+                              int64_t key0, int64_t block, int64_t* visible) {
+  if (a.causal && key0 > std::min(row0 + R - 1, last_row) + a.causal_offset) return false;
+  for (int r = 0; r < R; ++r)
+    visible[r] = visible_in_block(a.causal, row0 + r, a.causal_offset, a.lk, key0, block);
+  return true;
+}
+
 // Streams the key blocks [0, key_blocks) past every 6-row tile of the query block.
 template <class Tile>
 void fused_key_blocks(const FlashBlockArgs& a, int64_t tiles, int64_t last_row,
@@ -182,13 +208,7 @@ void fused_key_blocks(const FlashBlockArgs& a, int64_t tiles, int64_t last_row,
   for (int64_t kb = 0; kb < key_blocks; ++kb) {
     const int64_t key0 = kb * KB;
     for (int64_t t = 0; t < tiles; ++t) {
-      const int64_t row0 = a.first_row + t * R;
-      if (a.causal) {
-        const int64_t tile_last_row = std::min(row0 + R - 1, last_row);
-        if (key0 > tile_last_row + a.causal_offset) continue;  // whole tile hidden
-      }
-      for (int r = 0; r < R; ++r)
-        visible[r] = visible_in_block(a.causal, row0 + r, a.causal_offset, a.lk, key0, KB);
+      if (!tile_visible_keys(a, a.first_row + t * R, last_row, key0, KB, visible)) continue;
       Tile::scores(q + t * Tile::q_tile_elems(a.d), k + kb * Tile::k_block_elems(a.d), a.d, s, kScoreStride);
       online_softmax_tile(s, a.key_bias + key0, a.scale, visible, a.row_max + t * R,
                           a.row_sum_lanes + t * R * kLanes, alpha);
@@ -201,14 +221,10 @@ void fused_key_blocks(const FlashBlockArgs& a, int64_t tiles, int64_t last_row,
 template <class Tile>
 void fused_block(const FlashBlockArgs& a) {
   const int64_t tiles = (a.rows + R - 1) / R;
-  const int64_t rows_pad = tiles * R;
-  std::fill(a.row_max, a.row_max + rows_pad, kNegInf);
-  std::fill(a.row_sum_lanes, a.row_sum_lanes + rows_pad * kLanes, 0.0f);
-  std::fill(a.o, a.o + rows_pad * a.dv_pad, 0.0f);
   const int64_t last_row = a.first_row + a.rows - 1;
-  const int64_t key_end = a.causal ? std::min(a.lk, last_row + a.causal_offset + 1) : a.lk;
+  const int64_t key_end = start_query_block(a, tiles);
   if (key_end > 0) fused_key_blocks<Tile>(a, tiles, last_row, (key_end + KB - 1) / KB);
-  for (int64_t i = 0; i < rows_pad; ++i) a.row_sum[i] = vreduce_add(vload(a.row_sum_lanes + i * kLanes));
+  finish_query_block(a, tiles);
 }
 
 template <class Tile>

@@ -121,12 +121,8 @@ inline void score_and_select_span(const FlashBlockArgs& a, const float* q_tile, 
 
 inline void sparse_fused_block(const FlashBlockArgs& a) {
   const int64_t tiles = (a.rows + R - 1) / R;
-  const int64_t rows_pad = tiles * R;
-  std::fill(a.row_max, a.row_max + rows_pad, kNegInf);
-  std::fill(a.row_sum_lanes, a.row_sum_lanes + rows_pad * kLanes, 0.0f);
-  std::fill(a.o, a.o + rows_pad * a.dv_pad, 0.0f);
   const int64_t last_row = a.first_row + a.rows - 1;
-  const int64_t key_end = a.causal ? std::min(a.lk, last_row + a.causal_offset + 1) : a.lk;
+  const int64_t key_end = start_query_block(a, tiles);
   const int64_t span = sparse_span_keys(a.pattern_n, a.pattern_m);
   const int64_t kept_span = span / a.pattern_m * a.pattern_n;
   const auto* q = static_cast<const float*>(a.q_packed);
@@ -138,13 +134,7 @@ inline void sparse_fused_block(const FlashBlockArgs& a) {
   int64_t visible[R];
   for (int64_t key0 = 0; key0 < key_end; key0 += span) {
     for (int64_t t = 0; t < tiles; ++t) {
-      const int64_t row0 = a.first_row + t * R;
-      if (a.causal) {
-        const int64_t tile_last_row = std::min(row0 + R - 1, last_row);
-        if (key0 > tile_last_row + a.causal_offset) continue;  // whole tile hidden
-      }
-      for (int r = 0; r < R; ++r)
-        visible[r] = visible_in_block(a.causal, row0 + r, a.causal_offset, a.lk, key0, span);
+      if (!tile_visible_keys(a, a.first_row + t * R, last_row, key0, span, visible)) continue;
       score_and_select_span(a, q + t * F32Tile::q_tile_elems(a.d), key0, span, visible,
                             KeptIndex::offsets_in_v(a.lk_pad, a.dv_pad), s, kept_values,
                             kept_columns);
@@ -154,7 +144,7 @@ inline void sparse_fused_block(const FlashBlockArgs& a) {
                 a.o + t * R * a.dv_pad, alpha);
     }
   }
-  for (int64_t i = 0; i < rows_pad; ++i) a.row_sum[i] = vreduce_add(vload(a.row_sum_lanes + i * kLanes));
+  finish_query_block(a, tiles);
 }
 
 // Unfused phase 1: the score GEMM with the N:M pruning in its epilogue; writes the
