@@ -2,7 +2,9 @@
 #pragma once
 
 #include "dfss/attention.h"
+#include "dfss/compressed_scores.h"
 #include "dfss/cpu.h"
 #include "dfss/errors.h"
 #include "dfss/tensor.h"
+#include "dfss/tokenizer.h"
 #include "dfss/version.h"
