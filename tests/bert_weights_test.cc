@@ -17,29 +17,17 @@
 #include "dfss/errors.h"
 #include "model/bert_config.h"
 #include "temp_dir.h"
+#include "test_helpers.h"
 
 namespace dfss::model {
 namespace {
 
+using test::message_of;
+using test::starts_with;
 using test::TempDir;
+using test::write_file;
 
 const std::filesystem::path kRepo = std::filesystem::path(__FILE__).parent_path().parent_path();
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
-
-// The message of the E that `f` throws; fails the test if it throws nothing.
-template <typename E, typename F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return "";
-}
 
 // A valid config of a tiny model: 1 layer, hidden 8, 2 heads.
 nlohmann::json tiny_config() {

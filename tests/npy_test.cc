@@ -12,11 +12,15 @@
 
 #include "dfss/errors.h"
 #include "temp_dir.h"
+#include "test_helpers.h"
 
 namespace dfss::io {
 namespace {
 
+using test::message_of;
+using test::starts_with;
 using test::TempDir;
+using test::write_file;
 
 // A .npy image: preamble of `major`.0 with the exact header length, then header, then data.
 std::string image(const std::string& header, const std::string& data = "", int major = 1) {
@@ -41,10 +45,6 @@ std::string dict(const std::string& descr, const std::string& fortran, const std
   return "{'descr': '" + descr + "', 'fortran_order': " + fortran + ", 'shape': " + shape + ", }\n";
 }
 
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
-
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
@@ -52,22 +52,6 @@ std::string read_file(const std::string& path) {
 
 NpyArray parse(const std::string& bytes, const std::string& name = "mem.npy") {
   return parse_npy({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, name);
-}
-
-// The message of the E that `f` throws; fails the test if it throws nothing.
-template <typename E, typename F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return "";
-}
-
-bool starts_with(const std::string& text, const std::string& prefix) {
-  return text.rfind(prefix, 0) == 0;
 }
 
 TEST(NpyTest, RoundTripF32ThroughFile) {

@@ -11,11 +11,15 @@
 
 #include "dfss/errors.h"
 #include "temp_dir.h"
+#include "test_helpers.h"
 
 namespace dfss::io {
 namespace {
 
+using test::message_of;
+using test::starts_with;
 using test::TempDir;
+using test::write_file;
 
 // A .safetensors image: the 8-byte little-endian header length, the header, the data.
 std::string image(const std::string& header, const std::string& data = "") {
@@ -53,26 +57,6 @@ std::string bytes_of(const std::vector<T>& values) {
 SafetensorsFile parse(const std::string& bytes, const std::string& name = "bad.safetensors") {
   return SafetensorsFile::parse({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()},
                                 name);
-}
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
-
-// The message of the E that `f` throws; fails the test if it throws nothing.
-template <typename E, typename F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return "";
-}
-
-bool starts_with(const std::string& text, const std::string& prefix) {
-  return text.rfind(prefix, 0) == 0;
 }
 
 // Seven tensors of different dtypes (one empty) and metadata, data in name order.

@@ -11,22 +11,33 @@
 
 namespace dfss::io {
 
-std::vector<uint8_t> read_regular_file(const std::string& path, const char* expected) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw IoError(path + ": cannot open: " + std::strerror(errno));
-  // Closes `fd` on every exit path.
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-
+RegularFile::RegularFile(const std::string& path, const char* expected) {
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) throw IoError(path + ": cannot open: " + std::strerror(errno));
   struct stat info;
-  if (::fstat(fd, &info) != 0) throw IoError(path + ": cannot stat: " + std::strerror(errno));
-  if (S_ISDIR(info.st_mode)) throw IoError(path + ": is a directory; expected " + expected);
-  if (!S_ISREG(info.st_mode)) {
-    throw IoError(path + ": not a regular file; expected " + expected);
+  std::string problem;
+  if (::fstat(fd_, &info) != 0) {
+    problem = path + ": cannot stat: " + std::strerror(errno);
+  } else if (S_ISDIR(info.st_mode)) {
+    problem = path + ": is a directory; expected " + expected;
+  } else if (!S_ISREG(info.st_mode)) {
+    problem = path + ": not a regular file; expected " + expected;
   }
-  std::vector<uint8_t> bytes(static_cast<size_t>(info.st_size));
+  if (!problem.empty()) {
+    ::close(fd_);
+    throw IoError(problem);
+  }
+  size_ = static_cast<size_t>(info.st_size);
+}
+
+RegularFile::~RegularFile() {
+  ::close(fd_);
+}
+
+std::vector<uint8_t> read_regular_file(const std::string& path, const char* expected) {
+  const RegularFile file(path, expected);
+  const int fd = file.fd();
+  std::vector<uint8_t> bytes(file.size());
   size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t got =

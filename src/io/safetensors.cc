@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "dfss/errors.h"
+#include "io/file_bytes.h"
 #include "io/npy.h"
 
 namespace dfss::io {
@@ -367,21 +368,11 @@ SafetensorsFile SafetensorsFile::parse(std::span<const uint8_t> bytes, const std
 }
 
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw IoError(path + ": cannot open: " + std::strerror(errno));
-  // Closes `fd` on every exit path; the mapping stays valid after close.
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat info;
-  if (::fstat(fd, &info) != 0) throw IoError(path + ": cannot stat: " + std::strerror(errno));
-  if (S_ISDIR(info.st_mode)) throw IoError(path + ": is a directory; expected a .safetensors file");
-  // Only a regular file has a size known up front to validate the header against.
-  if (!S_ISREG(info.st_mode)) {
-    throw IoError(path + ": not a regular file; expected a .safetensors file");
-  }
-  const auto size = static_cast<size_t>(info.st_size);
+  // Only a regular file has a size known up front to validate the header against. The
+  // mapping stays valid after the file is closed.
+  const RegularFile opened(path, "a .safetensors file");
+  const int fd = opened.fd();
+  const size_t size = opened.size();
 
   SafetensorsFile file;  // owns the mapping from here on, so a FormatError unmaps it
   file.name_ = path;
