@@ -2,7 +2,7 @@
 # Installs everything dfss needs to build, test and benchmark, from Debian packages.
 set -euo pipefail
 packages=(cmake g++ make ninja-build libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
-  nlohmann-json3-dev libomp-dev clang python3 python3-numpy python3-matplotlib)
+  nlohmann-json3-dev libdnnl-dev ocl-icd-opencl-dev libomp-dev clang python3 python3-numpy python3-matplotlib)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -1,6 +1,5 @@
 // End-to-end tests of the dfss binary: real processes on real .npy files.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_runner.h"
 #include "dfss/attention.h"
 #include "dfss/compressed_scores.h"
 #include "dfss/version.h"
@@ -22,35 +22,15 @@
 namespace dfss {
 namespace {
 
+using test::CliResult;
+using test::read_file;
+using test::run_cli;
 using test::TempDir;
 
 constexpr std::array<int64_t, 4> kQShape{2, 3, 5, 8};
 constexpr std::array<int64_t, 4> kKShape{2, 3, 7, 8};
 constexpr std::array<int64_t, 4> kVShape{2, 3, 7, 4};
 constexpr std::array<int64_t, 4> kOutShape{2, 3, 5, 4};
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-struct CliResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-// Runs `dfss <args>` with the shell; stdout and stderr are captured in files under `dir`.
-CliResult run_cli(const TempDir& dir, const std::string& args) {
-  const std::string out = dir.file("stdout.txt"), err = dir.file("stderr.txt");
-  const std::string command =
-      std::string("'") + DFSS_CLI_PATH + "' " + args + " >'" + out + "' 2>'" + err + "'";
-  const int status = std::system(command.c_str());
-  CliResult result;
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  result.out = read_file(out);
-  result.err = read_file(err);
-  return result;
-}
 
 std::vector<float> random_values(std::array<int64_t, 4> shape, uint64_t seed) {
   std::mt19937_64 rng(seed);

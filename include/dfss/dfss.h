@@ -2,6 +2,7 @@
 #pragma once
 
 #include "dfss/attention.h"
+#include "dfss/bert.h"
 #include "dfss/compressed_scores.h"
 #include "dfss/cpu.h"
 #include "dfss/errors.h"

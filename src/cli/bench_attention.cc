@@ -15,6 +15,7 @@
 #include <map>
 #include <random>
 
+#include "cli/bench_common.h"
 #include "cli/bench_report.h"
 #include "cli/commands.h"
 #include "cli/npy_inputs.h"
@@ -158,12 +159,6 @@ double sampled_kept_mass(const BenchInputs& inputs, DType dtype, const Attention
   return total / static_cast<double>(samples * batch * heads);
 }
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-}
-
 BenchResult run_case(const BenchCase& config, const BenchSetup& setup, const BenchInputs& inputs,
                      int reps, double peak_gflops, std::vector<float>& out) {
   AttentionOptions options;
@@ -205,16 +200,6 @@ std::vector<T> parse_list(const std::vector<std::string>& texts, const char* fla
   for (const std::string& text : texts) values.push_back(parse(text, flag));
   if (values.empty()) throw InvalidArgument(std::string(flag) + ": expected at least one value");
   return values;
-}
-
-// Fails before a long run rather than after it if the JSON file cannot be created.
-void check_writable_directory(const std::string& path, const char* flag) {
-  std::string directory = std::filesystem::path(path).parent_path().string();
-  if (directory.empty()) directory = ".";
-  if (::access(directory.c_str(), W_OK) != 0) {
-    throw IoError(std::string(flag) + " " + path + ": cannot write into '" + directory +
-                  "': " + std::strerror(errno));
-  }
 }
 
 // The (impl, pattern) pairs to time for each dtype and L: every combination asked for,
@@ -262,21 +247,6 @@ void check_configuration(const BenchSetup& setup,
       }
     }
   }
-}
-
-// The CPU's model name from /proc/cpuinfo, or "unknown"; recorded so that plots of the
-// JSON can say which machine they show.
-std::string cpu_model_name() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpuinfo, line)) {
-    if (line.rfind("model name", 0) != 0) continue;
-    const size_t colon = line.find(':');
-    if (colon == std::string::npos) break;
-    const size_t start = line.find_first_not_of(" \t", colon + 1);
-    return start == std::string::npos ? "unknown" : line.substr(start);
-  }
-  return "unknown";
 }
 
 // Sets the speedups of one (L, dtype) group from the baselines measured in it.
@@ -421,9 +391,7 @@ void run_bench_attention(const BenchAttentionArgs& args, Isa isa) {
   }
 
   if (!args.json.empty()) {
-    const std::string text = results_json(results, setup).dump(2) + "\n";
-    io::write_file_atomically(args.json,
-                              {{reinterpret_cast<const uint8_t*>(text.data()), text.size()}});
+    write_text_file(args.json, results_json(results, setup).dump(2) + "\n", "--json");
     std::printf("wrote %s\n", args.json.c_str());
   }
 }

@@ -82,6 +82,24 @@ int run(int argc, char** argv) {
       bench->add_subcommand("attention", "Time attention implementations on random inputs");
   add_bench_attention_options(*bench_attention, bench_args);
 
+  BenchEmbedArgs bench_embed_args;
+  CLI::App* bench_embed = bench->add_subcommand(
+      "embed", "Time the sentence-embedding model end to end on synthetic batches");
+  add_bench_embed_options(*bench_embed, bench_embed_args);
+
+  EmbedArgs embed_args;
+  CLI::App* embed = app.add_subcommand(
+      "embed", "Sentence embeddings of a text file (BERT, e.g. all-MiniLM-L6-v2)");
+  add_embed_options(*embed, embed_args);
+
+  EvalEmbedArgs eval_embed_args;
+  CLI::App* eval = app.add_subcommand("eval", "Accuracy of sparse attention on real models");
+  eval->require_subcommand(1);
+  eval->fallthrough();
+  CLI::App* eval_embed = eval->add_subcommand(
+      "embed", "Per-text cosine of N:M-attention embeddings to dense ones, and throughput");
+  add_eval_embed_options(*eval_embed, eval_embed_args);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -94,6 +112,9 @@ int run(int argc, char** argv) {
     if (info->parsed()) run_info(isa);
     if (attention->parsed()) run_attention(attention_args, isa);
     if (bench_attention->parsed()) run_bench_attention(bench_args, isa);
+    if (bench_embed->parsed()) run_bench_embed(bench_embed_args, isa);
+    if (embed->parsed()) run_embed(embed_args, isa);
+    if (eval_embed->parsed()) run_eval_embed(eval_embed_args, isa);
     return 0;
   } catch (const Error& e) {
     std::cerr << "dfss: error: " << e.what() << "\n";

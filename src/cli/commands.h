@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/embedding_run.h"
 #include "dfss/cpu.h"
 #include "dfss/tensor.h"
 
@@ -48,6 +49,31 @@ struct BenchAttentionArgs {
 };
 void add_bench_attention_options(CLI::App& command, BenchAttentionArgs& args);
 void run_bench_attention(const BenchAttentionArgs& args, Isa isa);
+
+struct EmbedArgs {
+  EmbedInputArgs input;
+  std::string output;
+};
+void add_embed_options(CLI::App& command, EmbedArgs& args);
+void run_embed(const EmbedArgs& args, Isa isa);
+
+struct EvalEmbedArgs {
+  EmbedInputArgs input;
+  std::string json;
+};
+void add_eval_embed_options(CLI::App& command, EvalEmbedArgs& args);
+void run_eval_embed(const EvalEmbedArgs& args, Isa isa);
+
+struct BenchEmbedArgs {
+  std::string model = "models/all-MiniLM-L6-v2";
+  std::vector<std::string> shapes{"32x128", "8x512"};
+  std::vector<std::string> attentions{"dense", "2:4"};
+  int threads = 0;
+  int reps = 5;
+  std::string json;
+};
+void add_bench_embed_options(CLI::App& command, BenchEmbedArgs& args);
+void run_bench_embed(const BenchEmbedArgs& args, Isa isa);
 
 // Accept a decimal integer >= `minimum` (and <= `maximum`); CLI11's own number checks
 // print a 300-digit range.

@@ -1,0 +1,78 @@
+// A BERT encoder for sentence embeddings (e.g. all-MiniLM-L6-v2), run in C++ with dense or
+// N:M sparse attention per layer.
+//
+// The forward pass is Hugging Face's BertModel followed by sentence-transformers' mean
+// pooling and L2 normalization: embeddings (word + position + token type 0) and LayerNorm;
+// per layer, self-attention through dfss::attention with the layer's pattern, output
+// projection + residual + LayerNorm, feed-forward with the exact (erf) GELU + residual +
+// LayerNorm; then the mean of the last hidden states over each text's tokens, divided by
+// its L2 norm. Texts of one batch are packed back to back (no padding): the linear layers
+// run on all their tokens at once (oneDNN matmul), attention on each text separately.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dfss/attention.h"
+#include "dfss/tokenizer.h"
+
+namespace dfss {
+
+// Parses the --attention argument: one pattern ("dense", "2:4", ...) for every layer, or a
+// comma-separated list with exactly one per layer. Throws InvalidArgument naming
+// `argument_name`, the entry at fault and what is accepted.
+std::vector<SparsityPattern> parse_layer_patterns(const std::string& text, int64_t num_layers,
+                                                  const std::string& argument_name);
+
+// "dense", "2:4", or the comma list if the layers differ.
+std::string layer_patterns_string(std::span<const SparsityPattern> patterns);
+
+struct EncodeOptions {
+  // One per layer; empty means dense everywhere.
+  std::vector<SparsityPattern> attention;
+  int threads = 0;  // 0: OpenMP's default
+  Isa isa = Isa::automatic;
+};
+
+// Wall time spent in each part of encode(), summed over calls (for benchmarks).
+struct EncodeProfile {
+  double embeddings_s = 0;
+  double linear_s = 0;     // QKV, output projection, feed-forward (GEMMs and their epilogues)
+  double attention_s = 0;  // dfss::attention calls
+  double norm_s = 0;       // LayerNorms and pooling
+};
+
+class BertEncoder {
+ public:
+  // Loads config.json, model.safetensors and vocab.txt from `model_dir`. Throws IoError or
+  // FormatError naming the file at fault.
+  static BertEncoder load(const std::string& model_dir);
+
+  BertEncoder(BertEncoder&&) noexcept;
+  BertEncoder& operator=(BertEncoder&&) noexcept;
+  ~BertEncoder();
+
+  int64_t hidden_size() const;
+  int64_t num_layers() const;
+  int64_t intermediate_size() const;  // width of the feed-forward layer
+  int64_t max_positions() const;      // longest input the position embeddings allow
+  const tokenizer::WordPieceTokenizer& tokenizer() const;
+
+  // Embeddings of already tokenized texts (each normally [CLS] ... [SEP]), written to
+  // `out` [texts.size(), hidden_size()] in C order, one L2-normalized row per text. All the
+  // texts go through the model as one batch. Throws InvalidArgument if a text is empty or
+  // longer than max_positions(), an id is outside the vocabulary, `out` has the wrong size,
+  // or options.attention has neither 0 nor num_layers() entries.
+  void encode(std::span<const std::vector<int32_t>> texts, std::span<float> out,
+              const EncodeOptions& options = {}, EncodeProfile* profile = nullptr) const;
+
+ private:
+  struct Impl;
+  explicit BertEncoder(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dfss

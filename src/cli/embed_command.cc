@@ -1,0 +1,40 @@
+// `dfss embed`: sentence embeddings of a text file, written as float32 .npy [texts, hidden].
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+#include "cli/embedding_run.h"
+#include "cli/text_lines.h"
+#include "dfss/errors.h"
+#include "io/npy.h"
+
+namespace dfss::cli {
+
+void add_embed_options(CLI::App& command, EmbedArgs& args) {
+  args.input.attention = "dense";
+  add_embed_input_options(command, args.input,
+                          "dense, N:M (e.g. 2:4) for every layer, or a comma list with one "
+                          "entry per layer (e.g. dense,dense,2:4,2:4,2:4,2:4)");
+  command.add_option("--output", args.output, "embeddings, float32 [texts, hidden]")
+      ->required()
+      ->type_name("EMB.npy");
+}
+
+void run_embed(const EmbedArgs& args, Isa isa) {
+  const BertEncoder encoder = BertEncoder::load(args.input.model);
+  EncodeOptions options;
+  options.attention =
+      parse_layer_patterns(args.input.attention, encoder.num_layers(), "--attention");
+  options.threads = args.input.threads;
+  options.isa = isa;
+  const std::vector<std::string> lines = read_text_lines(args.input.input);
+  const auto texts = tokenize_lines(encoder, lines, args.input);
+  const EmbedRun run = embed_all(encoder, texts, options, args.input.batch, "embed");
+  try {
+    io::write_npy(args.output, run.embeddings.data(),
+                  {static_cast<int64_t>(texts.size()), encoder.hidden_size()});
+  } catch (const IoError& e) {
+    throw IoError(std::string("--output ") + e.what());
+  }
+}
+
+}  // namespace dfss::cli

@@ -1,0 +1,78 @@
+#include "cli/embedding_run.h"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <span>
+
+#include "cli/commands.h"
+#include "cli/progress.h"
+#include "dfss/errors.h"
+
+namespace dfss::cli {
+namespace {
+
+// Below this many batches a progress bar is more noise than help.
+constexpr int64_t kProgressMinBatches = 8;
+
+}  // namespace
+
+void add_embed_input_options(CLI::App& command, EmbedInputArgs& args,
+                             const std::string& attention_help) {
+  command
+      .add_option("--model", args.model, "model folder (config.json, model.safetensors, vocab.txt)")
+      ->capture_default_str();
+  command.add_option("--input", args.input, "texts, one per line, UTF-8")
+      ->required()
+      ->type_name("TEXTS.txt");
+  command.add_option("--attention", args.attention, attention_help)->capture_default_str();
+  command.add_option("--batch", args.batch, "texts per forward pass")
+      ->check(integer_in_range(1, 1 << 20))
+      ->capture_default_str();
+  command
+      .add_option("--max-len", args.max_len,
+                  "tokens per text, [CLS] and [SEP] included; longer texts are cut")
+      ->check(integer_in_range(2, 1 << 20))
+      ->capture_default_str();
+  command.add_option("--threads", args.threads, "0: OpenMP's default")
+      ->check(integer_in_range(0, kMaxThreads))
+      ->capture_default_str();
+}
+
+std::vector<std::vector<int32_t>> tokenize_lines(const BertEncoder& encoder,
+                                                 const std::vector<std::string>& lines,
+                                                 const EmbedInputArgs& args) {
+  if (args.max_len > encoder.max_positions()) {
+    throw InvalidArgument("--max-len: expected at most " + std::to_string(encoder.max_positions()) +
+                          " (the model's max_position_embeddings), got " +
+                          std::to_string(args.max_len));
+  }
+  std::vector<std::vector<int32_t>> texts;
+  texts.reserve(lines.size());
+  for (const std::string& line : lines) {
+    texts.push_back(encoder.tokenizer().encode(line, static_cast<size_t>(args.max_len)));
+  }
+  return texts;
+}
+
+EmbedRun embed_all(const BertEncoder& encoder, const std::vector<std::vector<int32_t>>& texts,
+                   const EncodeOptions& options, int64_t batch, const std::string& label) {
+  const int64_t count = static_cast<int64_t>(texts.size());
+  const int64_t hidden = encoder.hidden_size();
+  EmbedRun run;
+  run.embeddings.resize(static_cast<size_t>(count * hidden));
+  for (const auto& text : texts) run.tokens += static_cast<int64_t>(text.size());
+
+  ProgressBar progress(label, count, kProgressMinBatches * batch);
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t first = 0; first < count; first += batch) {
+    const int64_t n = std::min(batch, count - first);
+    encoder.encode(std::span(texts).subspan(first, n),
+                   std::span(run.embeddings).subspan(first * hidden, n * hidden), options);
+    progress.update(first + n);
+  }
+  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return run;
+}
+
+}  // namespace dfss::cli

@@ -1,0 +1,45 @@
+// What `dfss embed` and `dfss eval embed` share: their common options, tokenizing a text
+// file, and running the encoder over it batch by batch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dfss/bert.h"
+
+namespace CLI {
+class App;
+}  // namespace CLI
+
+namespace dfss::cli {
+
+struct EmbedInputArgs {
+  std::string model = "models/all-MiniLM-L6-v2";
+  std::string input;
+  std::string attention;  // default set by each command
+  int64_t batch = 32;
+  int64_t max_len = 256;
+  int threads = 0;
+};
+void add_embed_input_options(CLI::App& command, EmbedInputArgs& args,
+                             const std::string& attention_help);
+
+// Checks --max-len against the model, then tokenizes every line ([CLS] ... [SEP], cut to
+// --max-len tokens).
+std::vector<std::vector<int32_t>> tokenize_lines(const BertEncoder& encoder,
+                                                 const std::vector<std::string>& lines,
+                                                 const EmbedInputArgs& args);
+
+struct EmbedRun {
+  std::vector<float> embeddings;  // [texts, hidden]
+  int64_t tokens = 0;
+  double seconds = 0;  // encoder time, tokenization excluded
+};
+
+// Encodes `texts` in batches of `batch` texts; a progress bar labelled `label` on a
+// terminal when there are many.
+EmbedRun embed_all(const BertEncoder& encoder, const std::vector<std::vector<int32_t>>& texts,
+                   const EncodeOptions& options, int64_t batch, const std::string& label);
+
+}  // namespace dfss::cli

@@ -1,0 +1,115 @@
+// `dfss eval embed`: how close N:M attention keeps a model's embeddings to the dense ones,
+// text by text, and what it does to throughput.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "cli/bench_common.h"
+#include "cli/commands.h"
+#include "cli/embedding_run.h"
+#include "cli/text_lines.h"
+#include "dfss/errors.h"
+
+namespace dfss::cli {
+namespace {
+
+struct CosineSummary {
+  double mean = 0, min = 0, p1 = 0;
+  int64_t argmin = 0;
+};
+
+// The rows are unit vectors (or zero), so the cosine is the dot product; double sums.
+CosineSummary cosine_summary(const std::vector<float>& a, const std::vector<float>& b, int64_t rows,
+                             int64_t width) {
+  std::vector<double> cosines(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    double dot = 0, na = 0, nb = 0;
+    for (int64_t i = 0; i < width; ++i) {
+      const double x = a[r * width + i], y = b[r * width + i];
+      dot += x * y;
+      na += x * x;
+      nb += y * y;
+    }
+    cosines[r] = dot / std::max(std::sqrt(na * nb), 1e-300);
+  }
+  CosineSummary s;
+  if (rows == 0) return s;
+  for (double c : cosines) s.mean += c;
+  s.mean /= static_cast<double>(rows);
+  s.argmin = std::min_element(cosines.begin(), cosines.end()) - cosines.begin();
+  s.min = cosines[s.argmin];
+  std::vector<double> sorted = cosines;
+  std::sort(sorted.begin(), sorted.end());
+  // Nearest-rank percentile.
+  s.p1 = sorted[static_cast<size_t>(std::ceil(0.01 * static_cast<double>(rows))) - 1];
+  return s;
+}
+
+}  // namespace
+
+void add_eval_embed_options(CLI::App& command, EvalEmbedArgs& args) {
+  args.input.attention = "2:4";
+  add_embed_input_options(command, args.input,
+                          "the attention to compare with dense: N:M for every layer or a "
+                          "comma list with one entry per layer");
+  command.add_option("--json", args.json, "also write the results as JSON")->type_name("FILE");
+}
+
+void run_eval_embed(const EvalEmbedArgs& args, Isa isa) {
+  if (!args.json.empty()) check_writable_directory(args.json, "--json");
+  const BertEncoder encoder = BertEncoder::load(args.input.model);
+  EncodeOptions sparse;
+  sparse.attention =
+      parse_layer_patterns(args.input.attention, encoder.num_layers(), "--attention");
+  sparse.threads = args.input.threads;
+  sparse.isa = isa;
+  EncodeOptions dense = sparse;
+  dense.attention.clear();
+  const std::vector<std::string> lines = read_text_lines(args.input.input);
+  const auto texts = tokenize_lines(encoder, lines, args.input);
+
+  const EmbedRun dense_run = embed_all(encoder, texts, dense, args.input.batch, "dense");
+  const EmbedRun sparse_run =
+      embed_all(encoder, texts, sparse, args.input.batch, layer_patterns_string(sparse.attention));
+  const int64_t n = static_cast<int64_t>(texts.size());
+  const CosineSummary cos =
+      cosine_summary(dense_run.embeddings, sparse_run.embeddings, n, encoder.hidden_size());
+  const std::string name = layer_patterns_string(sparse.attention);
+
+  std::printf("texts %lld, tokens %lld (mean %.1f per text), batch %lld, max-len %lld\n",
+              static_cast<long long>(n), static_cast<long long>(dense_run.tokens),
+              n > 0 ? static_cast<double>(dense_run.tokens) / n : 0.0,
+              static_cast<long long>(args.input.batch), static_cast<long long>(args.input.max_len));
+  std::printf("cosine(%s, dense): mean %.6f  min %.6f (line %lld)  1st percentile %.6f\n",
+              name.c_str(), cos.mean, cos.min, static_cast<long long>(cos.argmin + 1), cos.p1);
+  const auto rate = [](const EmbedRun& run) {
+    return run.seconds > 0 ? static_cast<double>(run.tokens) / run.seconds : 0.0;
+  };
+  std::printf("throughput: dense %.0f tokens/s, %s %.0f tokens/s (%.3fx)\n", rate(dense_run),
+              name.c_str(), rate(sparse_run),
+              sparse_run.seconds > 0 ? dense_run.seconds / sparse_run.seconds : 0.0);
+
+  if (!args.json.empty()) {
+    const nlohmann::json result = {
+        {"attention", name},
+        {"texts", n},
+        {"tokens", dense_run.tokens},
+        {"batch", args.input.batch},
+        {"max_len", args.input.max_len},
+        {"cosine_mean", cos.mean},
+        {"cosine_min", cos.min},
+        {"cosine_min_line", cos.argmin + 1},
+        {"cosine_p1", cos.p1},
+        {"dense_tokens_per_s", rate(dense_run)},
+        {"sparse_tokens_per_s", rate(sparse_run)},
+        {"speedup_vs_dense", sparse_run.seconds > 0 ? dense_run.seconds / sparse_run.seconds : 0.0},
+    };
+    write_text_file(args.json, result.dump(2) + "\n", "--json");
+  }
+}
+
+}  // namespace dfss::cli
