@@ -18,6 +18,7 @@
 namespace dfss {
 namespace {
 
+using model::LayerNorm;
 using model::Linear;
 using model::LinearEpilogue;
 
@@ -27,11 +28,11 @@ std::vector<float> concat(std::initializer_list<std::span<const float>> parts) {
   return out;
 }
 
-// The GEMMs of one encoder layer. Q, K and V share one [3·hidden, hidden] matrix, so a
-// token's projections come out side by side: q | k | v.
-struct LayerLinears {
-  LayerLinears(const dnnl::engine& engine, const model::BertLayerWeights& w, int64_t hidden,
-               int64_t intermediate_size)
+// The oneDNN primitives of one encoder layer. Q, K and V share one [3·hidden, hidden]
+// matrix, so a token's projections come out side by side: q | k | v.
+struct LayerOps {
+  LayerOps(const dnnl::engine& engine, const model::BertLayerWeights& w, int64_t hidden,
+           int64_t intermediate_size, double eps)
       : qkv_weight(concat({w.query.weight, w.key.weight, w.value.weight})),
         qkv_bias(concat({w.query.bias, w.key.bias, w.value.bias})),
         qkv(engine, qkv_weight, qkv_bias, 3 * hidden, hidden, LinearEpilogue::none),
@@ -40,10 +41,13 @@ struct LayerLinears {
         intermediate(engine, w.intermediate.weight, w.intermediate.bias, intermediate_size, hidden,
                      LinearEpilogue::gelu_erf),
         output(engine, w.output.weight, w.output.bias, hidden, intermediate_size,
-               LinearEpilogue::add_residual) {}
+               LinearEpilogue::add_residual),
+        attention_norm(engine, w.attention_norm, hidden, eps),
+        output_norm(engine, w.output_norm, hidden, eps) {}
 
   std::vector<float> qkv_weight, qkv_bias;
   Linear qkv, attention_output, intermediate, output;
+  LayerNorm attention_norm, output_norm;
 };
 
 // Sets OpenMP's thread count for the calling thread's parallel regions (oneDNN's included)
@@ -85,11 +89,13 @@ struct BertEncoder::Impl {
   Impl(model::BertWeights weights_in, tokenizer::WordPieceTokenizer tokenizer_in)
       : weights(std::move(weights_in)),
         tokenizer(std::move(tokenizer_in)),
-        engine(dnnl::engine::kind::cpu, 0) {
+        engine(dnnl::engine::kind::cpu, 0),
+        embeddings_norm(engine, weights.embeddings_norm, weights.config.hidden_size,
+                        weights.config.layer_norm_eps) {
     const model::BertConfig& c = weights.config;
     for (const model::BertLayerWeights& layer : weights.layers) {
-      layers.push_back(
-          std::make_unique<LayerLinears>(engine, layer, c.hidden_size, c.intermediate_size));
+      layers.push_back(std::make_unique<LayerOps>(engine, layer, c.hidden_size, c.intermediate_size,
+                                                  c.layer_norm_eps));
     }
   }
 
@@ -102,7 +108,8 @@ struct BertEncoder::Impl {
   model::BertWeights weights;
   tokenizer::WordPieceTokenizer tokenizer;
   dnnl::engine engine;
-  std::vector<std::unique_ptr<LayerLinears>> layers;
+  LayerNorm embeddings_norm;
+  std::vector<std::unique_ptr<LayerOps>> layers;
 };
 
 void BertEncoder::Impl::validate(std::span<const std::vector<int32_t>> texts, std::span<float> out,
@@ -223,15 +230,14 @@ void BertEncoder::encode(std::span<const std::vector<int32_t>> texts, std::span<
 
   m.embed_tokens(texts, x.data());
   stopwatch.lap(&EncodeProfile::embeddings_s);
-  model::layer_norm_rows(x.data(), tokens, hidden, m.weights.embeddings_norm, c.layer_norm_eps);
+  m.embeddings_norm.run(stream, x.data(), tokens);
   stopwatch.lap(&EncodeProfile::norm_s);
 
   AttentionOptions attention_options;
   attention_options.threads = options.threads;
   attention_options.isa = options.isa;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    const LayerLinears& layer = *m.layers[l];
-    const model::BertLayerWeights& w = m.weights.layers[l];
+    const LayerOps& layer = *m.layers[l];
     attention_options.pattern =
         options.attention.empty() ? SparsityPattern{} : options.attention[l];
 
@@ -241,12 +247,12 @@ void BertEncoder::encode(std::span<const std::vector<int32_t>> texts, std::span<
     stopwatch.lap(&EncodeProfile::attention_s);
     layer.attention_output.run(stream, context.data(), tokens, x.data());  // x += ...
     stopwatch.lap(&EncodeProfile::linear_s);
-    model::layer_norm_rows(x.data(), tokens, hidden, w.attention_norm, c.layer_norm_eps);
+    layer.attention_norm.run(stream, x.data(), tokens);
     stopwatch.lap(&EncodeProfile::norm_s);
     layer.intermediate.run(stream, x.data(), tokens, intermediate.data());
     layer.output.run(stream, intermediate.data(), tokens, x.data());  // x += ...
     stopwatch.lap(&EncodeProfile::linear_s);
-    model::layer_norm_rows(x.data(), tokens, hidden, w.output_norm, c.layer_norm_eps);
+    layer.output_norm.run(stream, x.data(), tokens);
     stopwatch.lap(&EncodeProfile::norm_s);
   }
 

@@ -1,27 +1,39 @@
 #include "model/layer_norm.h"
 
-#include <cmath>
-
 namespace dfss::model {
+namespace {
 
-void layer_norm_rows(float* rows, int64_t count, int64_t width, const LayerNormWeights& weights,
-                     double eps) {
-  const float* gamma = weights.weight.data();
-  const float* beta = weights.bias.data();
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < count; ++r) {
-    float* x = rows + r * width;
-    // Double sums: two passes over a few hundred values cost nothing next to the GEMMs.
-    double sum = 0;
-    for (int64_t i = 0; i < width; ++i) sum += x[i];
-    const double mean = sum / static_cast<double>(width);
-    double squares = 0;
-    for (int64_t i = 0; i < width; ++i) squares += (x[i] - mean) * (x[i] - mean);
-    const double inv_std = 1.0 / std::sqrt(squares / static_cast<double>(width) + eps);
-    for (int64_t i = 0; i < width; ++i) {
-      x[i] = static_cast<float>((x[i] - mean) * inv_std) * gamma[i] + beta[i];
-    }
-  }
+using dnnl::memory;
+
+memory::desc rows_desc(int64_t count, int64_t width) {
+  return {{count, width}, memory::data_type::f32, memory::format_tag::ab};
+}
+
+}  // namespace
+
+LayerNorm::LayerNorm(const dnnl::engine& engine, const LayerNormWeights& weights, int64_t width,
+                     double eps)
+    : engine_(engine), weights_(weights), width_(width), eps_(static_cast<float>(eps)) {}
+
+void LayerNorm::run(dnnl::stream& stream, float* rows, int64_t count) const {
+  if (count == 0) return;
+  const auto primitive = by_rows_.get(count, [this](int64_t n) {
+    const auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+    const dnnl::layer_normalization_forward::desc desc(dnnl::prop_kind::forward_inference,
+                                                       rows_desc(n, width_), eps_, flags);
+    return dnnl::layer_normalization_forward(
+        dnnl::layer_normalization_forward::primitive_desc(desc, engine_));
+  });
+  const memory::desc vector_desc({width_}, memory::data_type::f32, memory::format_tag::a);
+  memory data(rows_desc(count, width_), engine_, rows);
+  // oneDNN takes non-const handles; it only reads gamma and beta.
+  memory scale(vector_desc, engine_, const_cast<float*>(weights_.weight.data()));
+  memory shift(vector_desc, engine_, const_cast<float*>(weights_.bias.data()));
+  primitive.execute(stream, {{DNNL_ARG_SRC, data},
+                             {DNNL_ARG_DST, data},
+                             {DNNL_ARG_SCALE, scale},
+                             {DNNL_ARG_SHIFT, shift}});
+  stream.wait();
 }
 
 }  // namespace dfss::model

@@ -9,9 +9,6 @@ using dnnl::memory;
 using Tag = memory::format_tag;
 using DataType = memory::data_type;
 
-// A primitive per distinct row count; a long run of ragged batches must not grow it forever.
-constexpr size_t kMaxCachedRowCounts = 64;
-
 }  // namespace
 
 Linear::Linear(const dnnl::engine& engine, std::span<const float> weight,
@@ -24,11 +21,7 @@ Linear::Linear(const dnnl::engine& engine, std::span<const float> weight,
       in_features_(in_features),
       epilogue_(epilogue) {}
 
-Linear::Prepared Linear::prepared(int64_t rows) const {
-  std::lock_guard lock(mutex_);
-  if (auto found = by_rows_.find(rows); found != by_rows_.end()) return found->second;
-  if (by_rows_.size() >= kMaxCachedRowCounts) by_rows_.clear();
-
+Linear::Prepared Linear::prepare(int64_t rows) const {
   const memory::desc src({rows, in_features_}, DataType::f32, Tag::ab);
   const memory::desc weights_any({in_features_, out_features_}, DataType::f32, Tag::any);
   const memory::desc bias({1, out_features_}, DataType::f32, Tag::ab);
@@ -58,12 +51,12 @@ Linear::Prepared Linear::prepared(int64_t rows) const {
     packed_.emplace_back(pd.weights_desc(), packed);
     entry.weights = packed;
   }
-  return by_rows_.emplace(rows, std::move(entry)).first->second;
+  return entry;
 }
 
 void Linear::run(dnnl::stream& stream, const float* x, int64_t rows, float* y) const {
   if (rows == 0) return;
-  const Prepared entry = prepared(rows);
+  const Prepared entry = by_rows_.get(rows, [this](int64_t n) { return prepare(n); });
   const memory::desc src_layout({rows, in_features_}, DataType::f32, Tag::ab);
   const memory::desc dst_layout({rows, out_features_}, DataType::f32, Tag::ab);
   const memory::desc bias_layout({1, out_features_}, DataType::f32, Tag::ab);

@@ -3,11 +3,11 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
-#include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <span>
 #include <vector>
+
+#include "model/row_count_cache.h"
 
 namespace dfss::model {
 
@@ -25,7 +25,7 @@ class Linear {
   Linear(const dnnl::engine& engine, std::span<const float> weight, std::span<const float> bias,
          int64_t out_features, int64_t in_features, LinearEpilogue epilogue);
 
-  Linear(Linear&&) = delete;  // the primitive cache holds a mutex; layers live in place
+  Linear(Linear&&) = delete;  // the cache holds a mutex; layers live in place
 
   int64_t out_features() const { return out_features_; }
   int64_t in_features() const { return in_features_; }
@@ -38,17 +38,16 @@ class Linear {
     dnnl::matmul primitive;
     dnnl::memory weights;  // packed for this primitive
   };
-  // A copy: handles are shared, and another thread may evict the cache entry.
-  Prepared prepared(int64_t rows) const;
+  Prepared prepare(int64_t rows) const;
 
   dnnl::engine engine_;
   std::span<const float> weight_, bias_;
   int64_t out_features_, in_features_;
   LinearEpilogue epilogue_;
 
-  mutable std::mutex mutex_;
-  mutable std::map<int64_t, Prepared> by_rows_;
-  // Packed weights by layout, shared by the primitives of every row count that asks for it.
+  mutable RowCountCache<Prepared> by_rows_;
+  // Packed weights by layout, shared by the primitives of every row count that asks for
+  // it; only touched under by_rows_'s lock (from prepare()).
   mutable std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> packed_;
 };
 
