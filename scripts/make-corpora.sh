@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Writes the real-text corpora of the embedding-quality evaluation into out/corpora/
+# (sentences, paired passages, Reuters acq/crude topic set; see scripts/make-corpora.py).
+# Installs the Debian packages holding the texts if missing. Same output on every run.
+# Arguments are passed to scripts/make-corpora.py (e.g. --out DIR).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# bible-kjv: the `bible` program that decodes bible-kjv-text; r-cran-janeaustenr pulls in R.
+packages=(python3 r-cran-tm r-cran-janeaustenr bible-kjv bible-kjv-text fortunes)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+/usr/bin/python3 scripts/make-corpora.py "$@"
