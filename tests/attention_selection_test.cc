@@ -687,6 +687,46 @@ TEST(SelectionParityIsas, SupportedIsas) {
 }
 
 // ---------------------------------------------------------------------------------------
+// The fused bf16 pair kernels (AVX512-BF16, bf16 inputs, 2:4 and 1:2) select in their own
+// code (a vertical threshold over the 4 scores of a quad, a rank count on ties). Integer
+// inputs keep every score exact in any summation order, so their selection must be the
+// reference's: outputs within the bf16 rounding of the probabilities, NaN rows NaN, fully
+// masked rows zero.
+HostTensor as_bf16(const HostTensor& tensor, const Shape& shape) {
+  HostTensor result(shape, DType::bf16);
+  tensor.for_each_index([&](int64_t a, int64_t b, int64_t c, int64_t d) {
+    result.set(a, b, c, d, tensor.get(a, b, c, d));
+  });
+  return result;
+}
+
+TEST(Bf16PairKernels, ExactTiesAndInfinitiesMatchReference) {
+  if (!isa_supported(Isa::avx512_bf16)) GTEST_SKIP() << "avx512_bf16 is not supported by this CPU";
+  for (const SparsityPattern& pattern : std::vector<SparsityPattern>{{2, 4}, {1, 2}}) {
+    for (CaseMaker make : {&ties_case, &infinite_keys_case}) {
+      for (int64_t lk : key_lengths()) {
+        for (bool causal : {false, true}) {
+          const Case c = make(pattern, lk, causal);
+          const HostTensor q = as_bf16(c.q, {c.batch, c.heads, c.lq, c.d});
+          const HostTensor k = as_bf16(c.k, {c.batch, c.heads, c.lk, c.d});
+          const HostTensor v = as_bf16(c.v, {c.batch, c.heads, c.lk, c.dv});
+          std::vector<float> outputs[2];
+          for (AttentionImpl impl : {AttentionImpl::reference, AttentionImpl::fused}) {
+            HostTensor out({c.batch, c.heads, c.lq, c.dv}, DType::f32);
+            out.fill_storage(kNaN);
+            const Isa isa = impl == AttentionImpl::fused ? Isa::avx512_bf16 : Isa::scalar;
+            attention(q.view(), k.view(), v.view(), out.mutable_view(),
+                      c.options(pattern, impl, isa));
+            outputs[impl == AttentionImpl::fused ? 1 : 0] = out.values();
+          }
+          EXPECT_TRUE(all_close(outputs[1], outputs[0], 1e-2)) << c.describe(pattern) << " bf16";
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // The softmax of kept scores whose magnitude is near FLT_MAX, or that differ by one ulp at a
 // huge magnitude: the selection is plain (both kept entries of a 2:4 group), the reference
 // weighs the kept entries with exp(s - max) in double. Each row has one query, d = 1, scale

@@ -32,11 +32,14 @@ void run_fused(const AttentionProblem& p) {
   if (p.batch == 0 || p.heads == 0 || p.lq == 0) return;
   if (p.lk == 0) return store_zeros(p);
   const bool sparse = !p.pattern.dense();
-  const kernels::AttentionKernels& kernels = kernels::attention_kernels(p.isa, p.dtype, sparse);
+  const kernels::AttentionKernels& kernels =
+      sparse ? kernels::sparse_fused_kernels(p.isa, p.dtype, p.pattern)
+             : kernels::attention_kernels(p.isa, p.dtype);
   const auto block_kernel = sparse ? kernels.sparse_fused_block : kernels.fused_block;
   const PackedGeometry g = packed_geometry(p, kernels.format);
-  // The N:M kernels address rows of V by 32-bit element offsets.
-  if (sparse && (g.lk_pad + 1) * g.dv_pad > INT32_MAX) {
+  // The fp32 N:M kernels address rows of V by 32-bit element offsets (the pair-combo
+  // kernels by offsets within a span).
+  if (sparse && g.format == kernels::PackFormat::f32 && (g.lk_pad + 1) * g.dv_pad > INT32_MAX) {
     throw InvalidArgument("k: Lk = " + std::to_string(p.lk) + " with dv = " + std::to_string(p.dv) +
                           " is too long for the fused N:M kernels (Lk * dv must stay below 2^31)");
   }
@@ -75,8 +78,7 @@ void run_fused(const AttentionProblem& p) {
                         &scratch = mine.scratch;
 
 #pragma omp for schedule(static)
-    for (int64_t b = 0; b < p.batch; ++b)
-      build_key_bias(p, g, b, key_bias.get() + b * g.lk_pad);
+    for (int64_t b = 0; b < p.batch; ++b) build_key_bias(p, g, b, key_bias.get() + b * g.lk_pad);
 
     for (int64_t group0 = 0; group0 < total_heads; group0 += group_heads) {
       const int64_t group_size = std::min(group_heads, total_heads - group0);

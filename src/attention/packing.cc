@@ -1,5 +1,7 @@
 #include "attention/packing.h"
 
+#include <emmintrin.h>  // SSE2, part of x86-64
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -52,6 +54,10 @@ PackedGeometry packed_geometry(const AttentionProblem& problem, PackFormat forma
   const int64_t d_packed = format == PackFormat::f32 ? problem.d : round_up(problem.d, 2);
   g.k_elems = g.lk_pad * d_packed;
   g.v_elems = (g.lk_pad + 1) * g.dv_pad;  // + a zero row
+  if (format == PackFormat::bf16_pair_combos) {
+    const kernels::PairCombos* combos = kernels::pair_combos(problem.pattern.n, problem.pattern.m);
+    g.v_elems = g.lk_pad / 4 * combos->count * g.dv_pad * 2;
+  }
   g.q_tile_elems = d_packed * kTileRows;
   g.elem_bytes = format == PackFormat::f32 ? 4 : 2;
   return g;
@@ -81,7 +87,10 @@ void pack_keys(const AttentionProblem& p, const PackedGeometry& g, int64_t b, in
     std::fill(out, out + g.k_elems, uint16_t{0});
     const int64_t d_pairs = (p.d + 1) / 2;
     for (int64_t j = 0; j < present; ++j) {
-      uint16_t* block = out + (j / kKeyBlock) * d_pairs * kKeyBlock * 2 + (j % kKeyBlock) * 2;
+      const int64_t column = g.format == PackFormat::bf16_pair_combos
+                                 ? kernels::pair_combos_key_column(j % kKeyBlock)
+                                 : j % kKeyBlock;
+      uint16_t* block = out + (j / kKeyBlock) * d_pairs * kKeyBlock * 2 + column * 2;
       copy_row_pairs(p.k, b, h, j, p.d, block, kKeyBlock * 2);
     }
   }
@@ -97,6 +106,43 @@ void pack_values(const AttentionProblem& p, const PackedGeometry& g, int64_t b, 
       std::fill(out + j * g.dv_pad + p.dv, out + (j + 1) * g.dv_pad, 0.0f);
     }
     std::fill(out + present * g.dv_pad, out + g.v_elems, 0.0f);
+  } else if (g.format == PackFormat::bf16_pair_combos) {
+    // Pair row c of quad j4 holds, for column x, keys 4j4 + combos.keys[c][0..1] at
+    // ((j4*combos + c)*dv_pad + x)*2 + 0..1; absent keys are 0.
+    const kernels::PairCombos& combos = *kernels::pair_combos(p.pattern.n, p.pattern.m);
+    auto* out = static_cast<uint16_t*>(dst);
+    std::fill(out, out + g.v_elems, uint16_t{0});
+    const uint16_t* head =
+        static_cast<const uint16_t*>(p.v.data) + b * p.v.stride[0] + h * p.v.stride[1];
+    const int64_t step = p.v.stride[3];
+    for (int64_t j4 = 0; j4 * 4 < present; ++j4) {
+      for (int c = 0; c < combos.count; ++c) {
+        uint16_t* row = out + (j4 * combos.count + c) * g.dv_pad * 2;
+        const int64_t j0 = j4 * 4 + combos.keys[c][0], j1 = j4 * 4 + combos.keys[c][1];
+        if (j1 < present && step == 1) {  // the common case: interleave 8 columns at once
+          const uint16_t* src0 = head + j0 * p.v.stride[2];
+          const uint16_t* src1 = head + j1 * p.v.stride[2];
+          int64_t x = 0;
+          for (; x + 8 <= p.dv; x += 8) {
+            const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src0 + x));
+            const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src1 + x));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(row + x * 2), _mm_unpacklo_epi16(a, b));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(row + x * 2 + 8), _mm_unpackhi_epi16(a, b));
+          }
+          for (; x < p.dv; ++x) {
+            row[x * 2] = src0[x];
+            row[x * 2 + 1] = src1[x];
+          }
+          continue;
+        }
+        for (int t = 0; t < 2; ++t) {
+          const int64_t j = t == 0 ? j0 : j1;
+          if (j >= present) continue;
+          const uint16_t* src = head + j * p.v.stride[2];
+          for (int64_t x = 0; x < p.dv; ++x) row[x * 2 + t] = src[x * step];
+        }
+      }
+    }
   } else {
     // Key pair (2j2, 2j2+1) of column c at (j2*dv_pad + c)*2.
     auto* out = static_cast<uint16_t*>(dst);
@@ -156,7 +202,8 @@ void store_rows(const AttentionProblem& p, int64_t b, int64_t h, int64_t row0, i
       for (int64_t c = 0; c < p.dv; ++c) dst[c * step] = empty ? 0.0f : src[c] * inverse;
     } else {
       uint16_t* dst = static_cast<uint16_t*>(out.data) + base;
-      for (int64_t c = 0; c < p.dv; ++c) dst[c * step] = float_to_bf16(empty ? 0.0f : src[c] * inverse);
+      for (int64_t c = 0; c < p.dv; ++c)
+        dst[c * step] = float_to_bf16(empty ? 0.0f : src[c] * inverse);
     }
   }
 }

@@ -10,16 +10,43 @@
 namespace dfss::kernels {
 
 // Tile geometry shared by every ISA, so that the packed layouts do not depend on it.
-inline constexpr int kTileRows = 6;    // query rows per register tile
-inline constexpr int kKeyBlock = 128;  // keys per block
-inline constexpr int kValueAlign = 16; // value columns are padded to a multiple of this
+inline constexpr int kTileRows = 6;     // query rows per register tile
+inline constexpr int kKeyBlock = 128;   // keys per block
+inline constexpr int kValueAlign = 16;  // value columns are padded to a multiple of this
 
 // How Q, K and V are packed for a kernel.
 //   f32:        Q tile [d][6] f32; K block [d][128] f32 (K transposed); V [Lk_pad + 1][dv_pad]
 //               f32, whose extra last row is zeros (what a kept padding column points at).
 //   bf16_pairs: Q tile [d2][6][2] bf16; K block [d2][128][2] bf16; V [Lk_pad/2][dv_pad][2]
 //               bf16, with d2 = ceil(d/2): consecutive pairs feed one vdpbf16ps lane.
-enum class PackFormat { f32, bf16_pairs };
+//   bf16_pair_combos (N:M 2:4 and 1:2 only): Q as bf16_pairs; K as bf16_pairs with the
+//               columns of each 64 keys permuted (pair_combos_key_column: key 4i + c at
+//               column 16c + i, so that a quad's 4 scores share a lane of 4 vectors); V per
+//               quad of keys (4j .. 4j+3) as one pair row [dv_pad][2] bf16 for each pair of
+//               keys the pattern can keep in the quad (kPairCombos),
+//               [Lk_pad/4][combos][dv_pad][2]: one vdpbf16ps then multiplies exactly the
+//               two kept keys of a quad.
+enum class PackFormat { f32, bf16_pairs, bf16_pair_combos };
+
+// The pairs of keys (in a quad) that 2:4 and 1:2 can keep: every pair for 2:4; one key of
+// each half for 1:2 (its groups 2j and 2j+1 make a quad). Combo c of quad j is the pair
+// row j * combos + c of the packed V.
+struct PairCombos {
+  int count;
+  int keys[6][2];
+};
+inline constexpr PairCombos kPairCombos2of4{6, {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}}};
+inline constexpr PairCombos kPairCombos1of2{4, {{0, 2}, {0, 3}, {1, 2}, {1, 3}}};
+// Column of key j (in its key block) in a bf16_pair_combos K block.
+inline int64_t pair_combos_key_column(int64_t j) {
+  return j / 64 * 64 + j % 4 * 16 + j % 64 / 4;
+}
+// The combos for a pattern, or null when bf16_pair_combos does not serve it.
+inline const PairCombos* pair_combos(int n, int m) {
+  if (n == 2 && m == 4) return &kPairCombos2of4;
+  if (n == 1 && m == 2) return &kPairCombos1of2;
+  return nullptr;
+}
 
 // One block of query rows of one (batch, head) against all of its keys.
 struct FlashBlockArgs {
@@ -33,7 +60,7 @@ struct FlashBlockArgs {
   int64_t lk = 0, lk_pad = 0, d = 0, dv_pad = 0;
   float scale = 1.0f;
   bool causal = false;
-  int64_t causal_offset = 0;  // row i sees keys j <= i + causal_offset (= Lk - Lq)
+  int64_t causal_offset = 0;         // row i sees keys j <= i + causal_offset (= Lk - Lq)
   int pattern_n = 0, pattern_m = 0;  // N:M sparsity (sparse kernels only)
   // Outputs: unnormalized accumulators o [rows_pad][dv_pad] and row sums [rows_pad].
   float* o = nullptr;
@@ -78,7 +105,7 @@ struct UnfusedArgs {
   float* kept_values = nullptr;
   int32_t* kept_columns = nullptr;
   int64_t kept_stride = 0;
-  float* o = nullptr;       // [rows_pad][dv_pad], normalized output
+  float* o = nullptr;        // [rows_pad][dv_pad], normalized output
   float* scratch = nullptr;  // >= kFlashScratchFloats floats, 64-byte aligned
 };
 
@@ -101,7 +128,8 @@ struct AttentionKernels {
   void (*unfused_scores)(const UnfusedArgs& args, int64_t tile_begin, int64_t tile_end);
   void (*unfused_softmax)(const UnfusedArgs& args, int64_t tile_begin, int64_t tile_end);
   void (*unfused_values)(const UnfusedArgs& args, int64_t tile_begin, int64_t tile_end);
-  // N:M sparse versions (PackFormat::f32 tables only; null otherwise). The unfused phases
+  // N:M sparse versions (PackFormat::f32 tables, and the fused block of the
+  // bf16_pair_combos table; null otherwise). The unfused phases
   // are: scores with the pruning in their epilogue, softmax of the compressed rows, and
   // the sparse x dense product with V.
   const char* sparse_fused_name;
@@ -114,11 +142,15 @@ struct AttentionKernels {
 
 // The kernels for an ISA (already resolved and supported), input dtype and pattern.
 const AttentionKernels& attention_kernels(Isa isa, DType dtype, bool sparse = false);
+// The fused N:M kernels: the bf16_pair_combos kernels (AVX512-BF16, bf16 inputs, 2:4 and
+// 1:2), else attention_kernels(isa, dtype, true).
+const AttentionKernels& sparse_fused_kernels(Isa isa, DType dtype, SparsityPattern pattern);
 
 // Per-ISA tables, defined in attention_<isa>.cc.
 const AttentionKernels& attention_kernels_scalar();
 const AttentionKernels& attention_kernels_avx2();
 const AttentionKernels& attention_kernels_avx512();
 const AttentionKernels& attention_kernels_avx512bf16();
+const AttentionKernels& attention_kernels_avx512bf16_pair_combos();  // fused N:M only
 
 }  // namespace dfss::kernels
