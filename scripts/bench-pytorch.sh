@@ -26,14 +26,7 @@ sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
 start=$SECONDS
 
 # --- install, skipping whatever is already there ---
-missing=()
-for package in python3-venv python3-torch libblas3; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash "$root/scripts/apt-install.sh" python3-venv python3-torch libblas3
 # Always /usr/bin/python3: Debian's torch lives in its dist-packages, and a pyenv python3 may shadow it on PATH.
 if [ ! -x "$venv/bin/python" ]; then
   echo "creating $venv with torch from PyPI (first time only: ~3 GB download, 4.3 GB on disk)" >&2

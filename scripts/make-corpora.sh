@@ -7,14 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # bible-kjv: the `bible` program that decodes bible-kjv-text; r-cran-janeaustenr pulls in R.
 packages=(python3 r-cran-tm r-cran-janeaustenr bible-kjv bible-kjv-text fortunes)
-missing=()
-for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo_cmd=""
-  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+bash scripts/apt-install.sh "${packages[@]}"
 /usr/bin/python3 scripts/make-corpora.py "$@"

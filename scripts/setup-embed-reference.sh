@@ -9,15 +9,11 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv=$root/.venv-torch
-sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
 
 # The same venv and torch as scripts/bench-pytorch.sh (whose --install-only also brings Debian's torch
 # and OpenBLAS, which the embedding scripts do not need).
 if [ ! -x "$venv/bin/python" ]; then
-  if ! dpkg-query -W -f='${Status}' python3-venv 2>/dev/null | grep -q "install ok installed"; then
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-  fi
+  bash "$root/scripts/apt-install.sh" python3-venv
   echo "creating $venv with torch from PyPI (first time only: ~3 GB download)" >&2
   /usr/bin/python3 -m venv "$venv"
 fi

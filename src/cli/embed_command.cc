@@ -21,11 +21,7 @@ void add_embed_options(CLI::App& command, EmbedArgs& args) {
 
 void run_embed(const EmbedArgs& args, Isa isa) {
   const BertEncoder encoder = BertEncoder::load(args.input.model);
-  EncodeOptions options;
-  options.attention =
-      parse_layer_patterns(args.input.attention, encoder.num_layers(), "--attention");
-  options.threads = args.input.threads;
-  options.isa = isa;
+  const EncodeOptions options = encode_options(args.input, encoder, isa);
   const std::vector<std::string> lines = read_text_lines(args.input.input);
   const auto texts = tokenize_lines(encoder, lines, args.input);
   const EmbedRun run = embed_all(encoder, texts, options, args.input.batch, "embed");

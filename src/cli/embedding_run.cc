@@ -39,6 +39,14 @@ void add_embed_input_options(CLI::App& command, EmbedInputArgs& args,
       ->capture_default_str();
 }
 
+EncodeOptions encode_options(const EmbedInputArgs& args, const BertEncoder& encoder, Isa isa) {
+  EncodeOptions options;
+  options.attention = parse_layer_patterns(args.attention, encoder.num_layers(), "--attention");
+  options.threads = args.threads;
+  options.isa = isa;
+  return options;
+}
+
 std::vector<std::vector<int32_t>> tokenize_lines(const BertEncoder& encoder,
                                                  const std::vector<std::string>& lines,
                                                  const EmbedInputArgs& args) {

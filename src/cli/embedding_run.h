@@ -25,6 +25,10 @@ struct EmbedInputArgs {
 void add_embed_input_options(CLI::App& command, EmbedInputArgs& args,
                              const std::string& attention_help);
 
+// The encoder options the arguments ask for: --attention parsed against the model's
+// layers, --threads, and the ISA.
+EncodeOptions encode_options(const EmbedInputArgs& args, const BertEncoder& encoder, Isa isa);
+
 // Checks --max-len against the model, then tokenizes every line ([CLS] ... [SEP], cut to
 // --max-len tokens).
 std::vector<std::vector<int32_t>> tokenize_lines(const BertEncoder& encoder,

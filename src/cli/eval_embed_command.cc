@@ -62,11 +62,7 @@ void add_eval_embed_options(CLI::App& command, EvalEmbedArgs& args) {
 void run_eval_embed(const EvalEmbedArgs& args, Isa isa) {
   if (!args.json.empty()) check_writable_directory(args.json, "--json");
   const BertEncoder encoder = BertEncoder::load(args.input.model);
-  EncodeOptions sparse;
-  sparse.attention =
-      parse_layer_patterns(args.input.attention, encoder.num_layers(), "--attention");
-  sparse.threads = args.input.threads;
-  sparse.isa = isa;
+  const EncodeOptions sparse = encode_options(args.input, encoder, isa);
   EncodeOptions dense = sparse;
   dense.attention.clear();
   const std::vector<std::string> lines = read_text_lines(args.input.input);
