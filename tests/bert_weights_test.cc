@@ -140,6 +140,17 @@ TEST(BertConfig, OnlyGeluAndAbsolutePositionsAreAccepted) {
             "\"absolute\" (the only one implemented)");
 }
 
+TEST(BertConfig, LongStringsAreCutWithoutBreakingTheMessage) {
+  // "x" and 40 two-byte characters: the 64-byte cut falls inside the 32nd (a fuzzer
+  // finding: serializing the cut string threw instead of reporting the error).
+  std::string value = "x";
+  for (int i = 0; i < 40; ++i) value += "\u00e9";  // é, 2 bytes in UTF-8
+  const std::string message = config_error_with("hidden_act", value);
+  EXPECT_TRUE(starts_with(message, "config.json: \"hidden_act\" is the string \"x\u00e9"))
+      << message;
+  EXPECT_NE(message.find("\ufffd\"; expected \"gelu\""), std::string::npos) << message;
+}
+
 TEST(BertConfig, MalformedFiles) {
   EXPECT_EQ(config_error("[1, 2]"), "config.json: is [1,2]; expected a JSON object");
   EXPECT_EQ(config_error("{\"hidden_size\": 8,").rfind("config.json: not valid JSON: ", 0), 0u);

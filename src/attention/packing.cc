@@ -44,6 +44,83 @@ void copy_row_pairs(const ConstTensorView& t, int64_t i0, int64_t i1, int64_t i2
   for (int64_t c = 0; c < n; ++c) dst[(c / 2) * pair_stride + c % 2] = src[c * step];
 }
 
+// Rows of a contiguous fp32 view (unit element stride): row r of `rows` starts at
+// first + r * row_stride. The fast paths below need exactly this.
+bool contiguous_f32_rows(const ConstTensorView& t) {
+  return t.dtype == DType::f32 && t.stride[3] == 1;
+}
+
+// Writes the 4 x 4 block src[r * src_stride + c] (r, c < 4) transposed:
+// dst[c * dst_stride + r]. SSE2, part of x86-64.
+inline void transpose_4x4(const float* src, int64_t src_stride, float* dst, int64_t dst_stride) {
+  __m128 r0 = _mm_loadu_ps(src), r1 = _mm_loadu_ps(src + src_stride);
+  __m128 r2 = _mm_loadu_ps(src + 2 * src_stride), r3 = _mm_loadu_ps(src + 3 * src_stride);
+  _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+  _mm_storeu_ps(dst, r0);
+  _mm_storeu_ps(dst + dst_stride, r1);
+  _mm_storeu_ps(dst + 2 * dst_stride, r2);
+  _mm_storeu_ps(dst + 3 * dst_stride, r3);
+}
+
+// Packs keys [0, present) of a contiguous fp32 head into Kᵀ blocks [d][kKeyBlock], 4 keys
+// x 4 dims at a time: the element-wise copy writes one float per 512-byte stride, which
+// dominated attention at short sequence lengths.
+void pack_keys_f32_transposed(const float* head, int64_t key_stride, int64_t present, int64_t d,
+                              int64_t lk_pad, float* out) {
+  const int64_t d4 = d / 4 * 4;
+  for (int64_t j = 0; j < lk_pad; j += 4) {
+    float* block = out + (j / kKeyBlock) * d * kKeyBlock + j % kKeyBlock;
+    if (j + 4 <= present) {
+      const float* src = head + j * key_stride;
+      for (int64_t k = 0; k < d4; k += 4) {
+        transpose_4x4(src + k, key_stride, block + k * kKeyBlock, kKeyBlock);
+      }
+      for (int64_t k = d4; k < d; ++k) {
+        for (int64_t r = 0; r < 4; ++r) block[k * kKeyBlock + r] = src[r * key_stride + k];
+      }
+    } else {
+      for (int64_t r = 0; r < 4; ++r) {
+        for (int64_t k = 0; k < d; ++k) {
+          block[k * kKeyBlock + r] = j + r < present ? head[(j + r) * key_stride + k] : 0.0f;
+        }
+      }
+    }
+  }
+}
+
+// Packs `rows` query rows of a contiguous fp32 head into tiles [d][kTileRows] (zero rows
+// past `rows`), rows 0-3 of a tile by 4 x 4 transposes and rows 4-5 by pairs.
+void pack_queries_f32_transposed(const float* first, int64_t row_stride, int64_t rows, int64_t d,
+                                 int64_t q_tile_elems, float* out) {
+  static_assert(kTileRows == 6, "the fast path interleaves 4 + 2 rows");
+  const int64_t d4 = d / 4 * 4;
+  for (int64_t i = 0; i < rows; i += kTileRows) {
+    float* tile = out + (i / kTileRows) * q_tile_elems;
+    const float* src = first + i * row_stride;
+    if (i + kTileRows > rows) {
+      for (int64_t k = 0; k < d; ++k) {
+        for (int64_t r = 0; r < kTileRows; ++r) {
+          tile[k * kTileRows + r] = i + r < rows ? src[r * row_stride + k] : 0.0f;
+        }
+      }
+      continue;
+    }
+    for (int64_t k = 0; k < d4; k += 4) {
+      transpose_4x4(src + k, row_stride, tile + k * kTileRows, kTileRows);
+      const __m128 r4 = _mm_loadu_ps(src + 4 * row_stride + k);
+      const __m128 r5 = _mm_loadu_ps(src + 5 * row_stride + k);
+      const __m128 low = _mm_unpacklo_ps(r4, r5), high = _mm_unpackhi_ps(r4, r5);
+      _mm_storel_pi(reinterpret_cast<__m64*>(tile + k * kTileRows + 4), low);
+      _mm_storeh_pi(reinterpret_cast<__m64*>(tile + (k + 1) * kTileRows + 4), low);
+      _mm_storel_pi(reinterpret_cast<__m64*>(tile + (k + 2) * kTileRows + 4), high);
+      _mm_storeh_pi(reinterpret_cast<__m64*>(tile + (k + 3) * kTileRows + 4), high);
+    }
+    for (int64_t k = d4; k < d; ++k) {
+      for (int64_t r = 0; r < kTileRows; ++r) tile[k * kTileRows + r] = src[r * row_stride + k];
+    }
+  }
+}
+
 }  // namespace
 
 PackedGeometry packed_geometry(const AttentionProblem& problem, PackFormat format) {
@@ -70,8 +147,11 @@ int64_t keys_present(const AttentionProblem& problem, int64_t b) {
 void pack_keys(const AttentionProblem& p, const PackedGeometry& g, int64_t b, int64_t h,
                void* dst) {
   const int64_t present = keys_present(p, b);
-  if (g.format == PackFormat::f32) {
-    // Block kb holds Kᵀ: [d][64].
+  if (g.format == PackFormat::f32 && contiguous_f32_rows(p.k)) {
+    const float* head = static_cast<const float*>(p.k.data) + b * p.k.stride[0] + h * p.k.stride[1];
+    pack_keys_f32_transposed(head, p.k.stride[2], present, p.d, g.lk_pad, static_cast<float*>(dst));
+  } else if (g.format == PackFormat::f32) {
+    // Block kb holds Kᵀ: [d][kKeyBlock].
     auto* out = static_cast<float*>(dst);
     for (int64_t j = 0; j < g.lk_pad; ++j) {
       float* block = out + (j / kKeyBlock) * p.d * kKeyBlock + j % kKeyBlock;
@@ -159,7 +239,12 @@ void pack_values(const AttentionProblem& p, const PackedGeometry& g, int64_t b, 
 void pack_queries(const AttentionProblem& p, const PackedGeometry& g, int64_t b, int64_t h,
                   int64_t row0, int64_t rows, void* dst) {
   const int64_t tiles = (rows + kTileRows - 1) / kTileRows;
-  if (g.format == PackFormat::f32) {
+  if (g.format == PackFormat::f32 && contiguous_f32_rows(p.q)) {
+    const float* first = static_cast<const float*>(p.q.data) + b * p.q.stride[0] +
+                         h * p.q.stride[1] + row0 * p.q.stride[2];
+    pack_queries_f32_transposed(first, p.q.stride[2], rows, p.d, g.q_tile_elems,
+                                static_cast<float*>(dst));
+  } else if (g.format == PackFormat::f32) {
     // Tile t holds [d][6].
     auto* out = static_cast<float*>(dst);
     std::fill(out, out + tiles * g.q_tile_elems, 0.0f);

@@ -12,10 +12,18 @@ namespace {
 
 using json = nlohmann::json;
 
+// Serializes `value`; invalid UTF-8 (a string cut inside a character) becomes U+FFFD
+// instead of an exception.
+std::string dump_lenient(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 // "the string \"relu\"", "-1", "null": the offending value, short, for messages.
 std::string describe(const json& value) {
-  if (value.is_string()) return "the string " + json(value.get<std::string>().substr(0, 64)).dump();
-  const std::string text = value.dump();
+  if (value.is_string()) {
+    return "the string " + dump_lenient(json(value.get<std::string>().substr(0, 64)));
+  }
+  const std::string text = dump_lenient(value);
   return text.size() > 64 ? text.substr(0, 64) + "..." : text;
 }
 
