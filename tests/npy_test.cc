@@ -139,6 +139,8 @@ TEST(NpyTest, AcceptsEveryVersionAndHeaderSpelling) {
   }
   EXPECT_EQ(parse(image(dict("<f4", "False", "()"), f32_bytes({9}))).f32, std::vector<float>{9});
   EXPECT_EQ(parse(image(dict("<f4", "False", "(0, 1000000000000)"))).numel(), 0);
+  // The other dimensions' product overflows 64 bits (a fuzzer finding: numel() overflowed).
+  EXPECT_EQ(parse(image(dict("<f8", "False", "(490, 2547685477758, 85477758, 0)"))).numel(), 0);
 }
 
 struct MalformedCase {

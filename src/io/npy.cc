@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
@@ -182,8 +183,11 @@ int64_t npy_dtype_size(NpyDType dtype) {
 }
 
 int64_t NpyArray::numel() const {
+  // An empty array may have other dimensions whose product overflows (NumPy writes such
+  // files and the parser accepts them), so a zero is looked for before multiplying.
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   int64_t count = 1;
-  for (int64_t dim : shape) count *= dim;
+  for (int64_t dim : shape) count *= dim;  // cannot overflow: checked when parsed
   return count;
 }
 
