@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <new>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <utility>
@@ -83,6 +84,12 @@ class Stopwatch {
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 
+// oneDNN reports failures with its own exception type; callers of dfss get dfss's.
+[[noreturn]] void rethrow_onednn_error(const dnnl::error& e, const char* step) {
+  if (e.status == dnnl_out_of_memory) throw std::bad_alloc();
+  throw Error(std::string("BertEncoder::") + step + ": oneDNN failed: " + e.what());
+}
+
 }  // namespace
 
 struct BertEncoder::Impl {
@@ -101,6 +108,9 @@ struct BertEncoder::Impl {
 
   void validate(std::span<const std::vector<int32_t>> texts, std::span<float> out,
                 const EncodeOptions& options) const;
+  // The whole encoder, after validate().
+  void forward(std::span<const std::vector<int32_t>> texts, std::span<float> out,
+               const EncodeOptions& options, EncodeProfile* profile) const;
   void embed_tokens(std::span<const std::vector<int32_t>> texts, float* x) const;
   void attend(std::span<const std::vector<int32_t>> texts, const float* qkv, float* context,
               const AttentionOptions& options) const;
@@ -192,7 +202,11 @@ BertEncoder BertEncoder::load(const std::string& model_dir) {
         model_dir + "/vocab.txt: expected " + std::to_string(weights.config.vocab_size) +
         " tokens (config.json vocab_size), got " + std::to_string(tokenizer.vocab().size()));
   }
-  return BertEncoder(std::make_unique<Impl>(std::move(weights), std::move(tokenizer)));
+  try {
+    return BertEncoder(std::make_unique<Impl>(std::move(weights), std::move(tokenizer)));
+  } catch (const dnnl::error& e) {
+    rethrow_onednn_error(e, "load");
+  }
 }
 
 int64_t BertEncoder::hidden_size() const {
@@ -213,8 +227,17 @@ const tokenizer::WordPieceTokenizer& BertEncoder::tokenizer() const {
 
 void BertEncoder::encode(std::span<const std::vector<int32_t>> texts, std::span<float> out,
                          const EncodeOptions& options, EncodeProfile* profile) const {
-  const Impl& m = *impl_;
-  m.validate(texts, out, options);
+  impl_->validate(texts, out, options);
+  try {
+    impl_->forward(texts, out, options, profile);
+  } catch (const dnnl::error& e) {
+    rethrow_onednn_error(e, "encode");
+  }
+}
+
+void BertEncoder::Impl::forward(std::span<const std::vector<int32_t>> texts, std::span<float> out,
+                                const EncodeOptions& options, EncodeProfile* profile) const {
+  const Impl& m = *this;
   const model::BertConfig& c = m.weights.config;
   const int64_t hidden = c.hidden_size;
   int64_t tokens = 0;
