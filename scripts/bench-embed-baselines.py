@@ -47,7 +47,6 @@ def parse_args():
                    help="seconds per case: slower calls get fewer repeats, but at least 3")
     p.add_argument("--keep-onnx", metavar="DIR", help="keep the exported .onnx files in DIR")
     p.add_argument("--json", help="write the rows to this file")
-    p.add_argument("--combine", nargs="+", metavar="JSON", help="only print one table from earlier --json files")
     return p.parse_args()
 
 
@@ -177,13 +176,6 @@ def ort_session(ort, path, threads):
 
 def main():
     args = parse_args()
-    if args.combine:
-        rows = [r for f in args.combine for r in json.load(open(f))]
-        print_table(rows)
-        if args.json:
-            json.dump(rows, open(args.json, "w"), indent=1)
-        return
-
     # Thread pools read these when torch (and its BLAS) load, so set them before the import.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(args.threads)

@@ -10,6 +10,7 @@
 
 #include "dfss/errors.h"
 #include "temp_dir.h"
+#include "test_helpers.h"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/unicode.h"
 
@@ -36,17 +37,7 @@ std::string normalized(std::string_view text, NormalizerOptions options = {}) {
   return out;
 }
 
-// The message of the exception `call` throws, which must be an `Exception`.
-template <typename Exception, typename Call>
-std::string error_of(Call call) {
-  try {
-    call();
-  } catch (const Exception& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "no exception thrown";
-  return "";
-}
+using test::message_of;
 
 TEST(Tokenizer, GreedyLongestMatchFirst) {
   const WordPieceTokenizer tokenizer = make();
@@ -156,14 +147,14 @@ TEST(Tokenizer, EncodeAddsClsAndSepAndTruncates) {
   EXPECT_EQ(tokenizer.encode("want", 0, false), std::vector<int32_t>{});
   // Truncation may cut a word between its pieces, as HF does.
   EXPECT_EQ(tokenizer.encode("wanted", 3), (std::vector<int32_t>{2, 9, 3}));
-  EXPECT_NE(error_of<InvalidArgument>([&] { tokenizer.encode("want", 1); }).find("max_len is 1"),
+  EXPECT_NE(message_of<InvalidArgument>([&] { tokenizer.encode("want", 1); }).find("max_len is 1"),
             std::string::npos);
 }
 
 TEST(Tokenizer, InvalidUtf8NamesTheByteOffset) {
   const WordPieceTokenizer tokenizer = make();
   const auto message = [&](std::string_view text) {
-    return error_of<InvalidArgument>([&] { tokenizer.encode(text, kNoTruncation); });
+    return message_of<InvalidArgument>([&] { tokenizer.encode(text, kNoTruncation); });
   };
   EXPECT_NE(message("ab\xFF"
                     "cd")
@@ -194,7 +185,7 @@ TEST(Tokenizer, BatchIsPaddedToTheLongest) {
   EXPECT_EQ(tokenizer.encode_batch(texts, 4).seq_len, 4u);
   EXPECT_EQ(tokenizer.encode_batch({}, 4).ids.size(), 0u);
   const std::vector<std::string> bad = {"fine", "bad\xFE"};
-  EXPECT_NE(error_of<InvalidArgument>([&] {
+  EXPECT_NE(message_of<InvalidArgument>([&] {
               tokenizer.encode_batch(bad, 8);
             }).find("texts[1]: invalid UTF-8 at byte offset 3"),
             std::string::npos);
@@ -210,13 +201,13 @@ TEST(Vocab, IdsAreLineNumbers) {
   EXPECT_EQ(vocab.pad_id(), 0);
   EXPECT_EQ(vocab.unk_id(), 1);
   EXPECT_EQ(vocab.sep_id(), 3);
-  EXPECT_NE(error_of<InvalidArgument>([&] { vocab.token(5); }).find("out of range"),
+  EXPECT_NE(message_of<InvalidArgument>([&] { vocab.token(5); }).find("out of range"),
             std::string::npos);
 }
 
 TEST(Vocab, MalformedFilesNameFileAndLine) {
   const auto message = [](std::string_view text) {
-    return error_of<FormatError>([&] { Vocab::parse(text, "vocab.txt"); });
+    return message_of<FormatError>([&] { Vocab::parse(text, "vocab.txt"); });
   };
   EXPECT_NE(message("[PAD]\n[UNK]\n[CLS]\n[SEP]\na\nb\na\n")
                 .find("vocab.txt:7: duplicate token \"a\", first on line 5"),
@@ -235,10 +226,10 @@ TEST(Vocab, LoadsFilesAndReportsUnreadableOnes) {
   std::ofstream(path) << kVocab;
   const WordPieceTokenizer tokenizer = WordPieceTokenizer::from_vocab_file(path);
   EXPECT_EQ(tokenizer.vocab().size(), 30);
-  EXPECT_NE(error_of<IoError>([&] { Vocab::load(dir.file("missing.txt")); }).find("missing.txt"),
+  EXPECT_NE(message_of<IoError>([&] { Vocab::load(dir.file("missing.txt")); }).find("missing.txt"),
             std::string::npos);
   std::ofstream(dir.file("bad.txt")) << "[PAD]\n[PAD]\n";
-  EXPECT_NE(error_of<FormatError>([&] { Vocab::load(dir.file("bad.txt")); }).find("bad.txt:2:"),
+  EXPECT_NE(message_of<FormatError>([&] { Vocab::load(dir.file("bad.txt")); }).find("bad.txt:2:"),
             std::string::npos);
 }
 

@@ -22,7 +22,8 @@ struct CosineSummary {
   int64_t argmin = 0;
 };
 
-// The rows are unit vectors (or zero), so the cosine is the dot product; double sums.
+// Per-row cosine in double; the norms are computed, not assumed 1, so that a zero or
+// non-finite row shows up instead of passing for a perfect match.
 CosineSummary cosine_summary(const std::vector<float>& a, const std::vector<float>& b, int64_t rows,
                              int64_t width) {
   std::vector<double> cosines(static_cast<size_t>(rows));
