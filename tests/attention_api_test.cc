@@ -97,8 +97,7 @@ TEST_F(AttentionValidation, MessageNamesExpectedAndActualShape) {
     attention(call.q, call.k, call.v, call.out, call.options);
     FAIL() << "accepted";
   } catch (const InvalidArgument& error) {
-    EXPECT_STREQ(error.what(),
-                 "k: expected shape [2, 3, *, 8] (B, H and d of q), got [2, 3, 7, 4]");
+    EXPECT_STREQ(error.what(), "k: expected shape [2, *, *, 8] (B and d of q), got [2, 3, 7, 4]");
   }
 }
 
@@ -149,9 +148,11 @@ TEST_F(AttentionValidation, InconsistentShapes) {
     const char* fragment;
   };
   const std::vector<Breakage> breakages{
-      {"k", [](Call& c) { c.k.shape[0] = 1; }, "[2, 3, *, 8]"},
-      {"k", [](Call& c) { c.k.shape[1] = 2; }, "[2, 3, *, 8]"},
-      {"k", [](Call& c) { c.k.shape[3] = 7; }, "[2, 3, *, 8]"},
+      {"k", [](Call& c) { c.k.shape[0] = 1; }, "[2, *, *, 8]"},
+      {"k", [](Call& c) { c.k.shape[1] = 2; },
+       "key/value heads (shape[1]) that divides the 3 query heads of q, got 2"},
+      {"k", [](Call& c) { c.k.shape[1] = 0; }, "at least one key/value head"},
+      {"k", [](Call& c) { c.k.shape[3] = 7; }, "[2, *, *, 8]"},
       {"v", [](Call& c) { c.v.shape[0] = 1; }, "[2, 3, 7, *]"},
       {"v", [](Call& c) { c.v.shape[1] = 1; }, "[2, 3, 7, *]"},
       {"v", [](Call& c) { c.v.shape[2] = 6; }, "[2, 3, 7, *]"},

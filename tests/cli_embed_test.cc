@@ -43,8 +43,14 @@ class CliEmbed : public testing::Test {
     }
     EncodeOptions options;
     options.attention = parse_layer_patterns(attention, encoder.num_layers(), "attention");
+    // In batches of 2, as the CLI runs below: oneDNN's GEMMs may round differently for
+    // another row count on some CPUs (seen on AVX2), so equality holds per batch shape.
     std::vector<float> out(texts.size() * 32);
-    encoder.encode(texts, out, options);
+    for (size_t first = 0; first < texts.size(); first += 2) {
+      const size_t n = std::min<size_t>(2, texts.size() - first);
+      encoder.encode(std::span(texts).subspan(first, n), std::span(out).subspan(first * 32, n * 32),
+                     options);
+    }
     return out;
   }
 

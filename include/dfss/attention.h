@@ -1,7 +1,9 @@
 // Scaled dot-product attention: out = softmax(scale * Q Kᵀ + mask) V.
 //
-// Layout: Q [B, H, Lq, d], K [B, H, Lk, d], V [B, H, Lk, dv], out [B, H, Lq, dv], any
-// non-negative strides (in elements). 1 <= d, dv <= 256; B, H, Lq, Lk >= 0.
+// Layout: Q [B, Hq, Lq, d], K [B, Hkv, Lk, d], V [B, Hkv, Lk, dv], out [B, Hq, Lq, dv], any
+// non-negative strides (in elements). 1 <= d, dv <= 256; B, Hq, Lq, Lk >= 0.
+// Grouped-query attention: Hkv divides Hq (Hkv = Hq: multi-head; Hkv = 1: multi-query) and
+// query head h reads key/value head h / (Hq / Hkv); K and V are never copied per head.
 // Q, K and V share one dtype (f32, or bf16 held as uint16_t); accumulation is always
 // fp32 (double in the reference); out is f32 or bf16.
 //
@@ -67,15 +69,27 @@ AttentionImpl parse_impl(const std::string& text, const std::string& argument_na
 // score (0 keeps it, -inf masks it, other values bias it).
 struct KeyPaddingMask {
   const float* additive = nullptr;  // [B, Lk] fp32, row b at additive + b * additive_batch_stride
-  int64_t additive_batch_stride = -1;  // elements; -1 means Lk (contiguous)
+  int64_t additive_batch_stride = -1;      // elements; -1 means Lk (contiguous)
   const int64_t* valid_lengths = nullptr;  // [B]; keys j >= valid_lengths[b] are masked
 };
 
 struct AttentionOptions {
   std::optional<float> scale;  // default 1/sqrt(d)
   KeyPaddingMask mask;
+  // General additive mask: an f32 view of shape [B, Hq, Lq, Lk] whose strides may be 0 to
+  // broadcast (as torch.expand makes them); added to the scaled score like `mask`, and
+  // combined with it. data == nullptr: none.
+  ConstTensorView score_mask{};
   bool causal = false;  // query i sees keys j <= i + Lk - Lq
-  int threads = 0;      // 0: OpenMP's default; otherwise exactly this many
+  // Sliding window: when > 0, query i sees only keys j > i + Lk - Lq - window. With causal
+  // this is the local attention of Mistral and Gemma (the last `window` keys up to and
+  // including the diagonal). Key blocks wholly outside the window are skipped, not masked.
+  int64_t window = 0;
+  // Optional output: the natural log of each query row's softmax denominator,
+  // log Σ_j exp(s_ij) over the keys the row attends to (the kept ones under N:M), as
+  // [B, Hq, Lq] contiguous fp32; -inf for a row that sees no key. attention_backward needs it.
+  float* log_sum_exp = nullptr;
+  int threads = 0;  // 0: OpenMP's default; otherwise exactly this many
   AttentionImpl impl = AttentionImpl::fused;
   Isa isa = Isa::automatic;  // kernels to use for unfused and fused
   SparsityPattern pattern;   // dense by default
@@ -83,6 +97,21 @@ struct AttentionOptions {
 
 void attention(const ConstTensorView& q, const ConstTensorView& k, const ConstTensorView& v,
                const TensorView& out, const AttentionOptions& options = {});
+
+// Gradients of `attention` for d_out = ∂L/∂out: dq [B, Hq, Lq, d], dk [B, Hkv, Lk, d],
+// dv [B, Hkv, Lk, dv] (f32 or bf16, any strides; grouped query heads are summed into
+// their key/value head). `out` and `log_sum_exp` ([B, Hq, Lq] contiguous) are those of the
+// forward call with the same q, k, v and options. Under N:M the kept set is the forward's
+// (recomputed bit-identically from the same fp32 scores) and is treated as constant:
+// gradients flow through the kept entries only. Masks receive no gradient. Rows that see
+// no key contribute nothing. options.impl: reference (double, recomputes everything from
+// q, k, v) or fused (tiles recomputed from log_sum_exp; no Lq x Lk buffer; unfused runs
+// the fused kernels). Results are bit-identical for any thread count.
+void attention_backward(const ConstTensorView& q, const ConstTensorView& k,
+                        const ConstTensorView& v, const ConstTensorView& out,
+                        const ConstTensorView& d_out, const float* log_sum_exp,
+                        const TensorView& dq, const TensorView& dk, const TensorView& dv,
+                        const AttentionOptions& options = {});
 
 // Name of the kernel `attention` would run for these settings, e.g.
 // "f32_attn_fused_r6k128__avx512" (for `dfss info` and benchmarks).

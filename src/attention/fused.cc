@@ -86,9 +86,9 @@ void run_fused(const AttentionProblem& p) {
       for (int64_t job = 0; job < 2 * group_size; ++job) {
         const int64_t bh = group0 + job / 2;
         if (job % 2 == 0) {
-          pack_keys(p, g, bh / p.heads, bh % p.heads, head_keys(job / 2));
+          pack_keys(p, g, bh / p.heads, p.kv_head(bh % p.heads), head_keys(job / 2));
         } else {
-          pack_values(p, g, bh / p.heads, bh % p.heads, head_values(job / 2));
+          pack_values(p, g, bh / p.heads, p.kv_head(bh % p.heads), head_values(job / 2));
         }
       }
       // Row blocks are independent, so any schedule gives the same bits.

@@ -37,8 +37,8 @@ void reference_row(const AttentionProblem& p, int64_t b, int64_t h, int64_t i,
   constexpr double kNegInf = -std::numeric_limits<double>::infinity();
   const ConstTensorView &q = p.q, &k = p.k, &v = p.v;
   const int64_t q_row = b * q.stride[0] + h * q.stride[1] + i * q.stride[2];
-  const int64_t k_head = b * k.stride[0] + h * k.stride[1];
-  const int64_t v_head = b * v.stride[0] + h * v.stride[1];
+  const int64_t k_head = b * k.stride[0] + p.kv_head(h) * k.stride[1];
+  const int64_t v_head = b * v.stride[0] + p.kv_head(h) * v.stride[1];
   const float* additive = p.mask_additive ? p.mask_additive + b * p.mask_stride : nullptr;
 
   // Keys at or past `visible` are masked by valid_lengths or the causal rule: never read.

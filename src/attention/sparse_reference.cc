@@ -38,7 +38,7 @@ void sparse_reference_scores(const AttentionProblem& p, int64_t b, int64_t h, in
   int64_t visible = p.valid_lengths ? p.valid_lengths[b] : p.lk;
   if (p.causal) visible = std::min(visible, p.causal_last_key(i) + 1);
   const int64_t q_row = b * p.q.stride[0] + h * p.q.stride[1] + i * p.q.stride[2];
-  const int64_t k_head = b * p.k.stride[0] + h * p.k.stride[1];
+  const int64_t k_head = b * p.k.stride[0] + p.kv_head(h) * p.k.stride[1];
   for (int64_t j = 0; j < visible; ++j) {
     float dot = 0.0f;
     for (int64_t c = 0; c < p.d; ++c)
@@ -69,7 +69,7 @@ void run_sparse_reference(const AttentionProblem& p) {
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < head_count; ++bh) {
       const int64_t b = bh / p.heads, h = bh % p.heads;
-      const int64_t v_head = b * p.v.stride[0] + h * p.v.stride[1];
+      const int64_t v_head = b * p.v.stride[0] + p.kv_head(h) * p.v.stride[1];
       for (int64_t i = 0; i < p.lq; ++i) {
         sparse_reference_scores(p, b, h, i, scores);
         sparse_reference_kept(p.pattern, scores, kept);

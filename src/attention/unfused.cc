@@ -76,8 +76,8 @@ void run_unfused_heads(const AttentionProblem& p, const HeadVisitor& visit_head)
 #pragma omp single
         {
           build_key_bias(p, g, b, key_bias.get());
-          pack_keys(p, g, b, h, keys.get());
-          pack_values(p, g, b, h, values.get());
+          pack_keys(p, g, b, p.kv_head(h), keys.get());
+          pack_values(p, g, b, p.kv_head(h), values.get());
           pack_queries(p, g, b, h, 0, p.lq, queries.get());
         }
         local.lk = keys_present(p, b);

@@ -209,6 +209,29 @@ ByteRange check_valid_lengths(const int64_t* valid_lengths, int64_t batch, int64
   return byte_range("options.mask.valid_lengths", valid_lengths, batch - 1, sizeof(int64_t));
 }
 
+void check_kv_heads(int64_t heads, int64_t kv_heads) {
+  if (kv_heads < 1 && heads > 0) {
+    fail("k", "expected at least one key/value head (shape[1] >= 1) for Hq = " +
+                  std::to_string(heads) + ", got 0");
+  }
+  if (kv_heads > 0 && heads % kv_heads != 0) {
+    fail("k", "expected a number of key/value heads (shape[1]) that divides the " +
+                  std::to_string(heads) + " query heads of q, got " + std::to_string(kv_heads));
+  }
+}
+
+// The general mask: f32, [B, Hq, Lq, Lk] (broadcast by zero strides).
+ByteRange check_score_mask(const ConstTensorView& mask, const AttentionProblem& problem) {
+  if (mask.data == nullptr) return {};
+  if (mask.dtype != DType::f32) {
+    fail("options.score_mask",
+         std::string("expected dtype f32 (additive), got ") + dtype_name(mask.dtype));
+  }
+  check_shape(mask, "options.score_mask", {problem.batch, problem.heads, problem.lq, problem.lk},
+              "B, Hq, Lq of q and Lk of k; broadcast with zero strides");
+  return check_view(mask, "options.score_mask");
+}
+
 void check_impl(AttentionImpl impl) {
   switch (impl) {
     case AttentionImpl::reference:
@@ -271,9 +294,12 @@ AttentionProblem validate_problem(const ConstTensorView& q, const ConstTensorVie
   problem.d = q.shape[3];
   problem.lk = k.shape[2];
   problem.dv = v.shape[3];
+  problem.kv_heads = k.shape[1];
   const int64_t batch = problem.batch, heads = problem.heads;
-  check_shape(k, "k", {batch, heads, std::nullopt, problem.d}, "B, H and d of q");
-  check_shape(v, "v", {batch, heads, problem.lk, std::nullopt}, "B and H of q, Lk of k");
+  check_shape(k, "k", {batch, std::nullopt, std::nullopt, problem.d}, "B and d of q");
+  check_kv_heads(heads, problem.kv_heads);
+  check_shape(v, "v", {batch, problem.kv_heads, problem.lk, std::nullopt},
+              "B of q, Hkv and Lk of k");
   check_same_dtype(k, "k", q.dtype);
   check_same_dtype(v, "v", q.dtype);
   if (check_out) {
@@ -285,6 +311,15 @@ AttentionProblem validate_problem(const ConstTensorView& q, const ConstTensorVie
       check_additive_mask(options.mask, batch, problem.lk, &problem.mask_stride);
   const ByteRange lengths_bytes =
       check_valid_lengths(options.mask.valid_lengths, batch, problem.lk);
+  const ByteRange score_mask_bytes = check_score_mask(options.score_mask, problem);
+  if (options.window < 0) {
+    fail("options.window",
+         "expected >= 0 (0 = no sliding window), got " + std::to_string(options.window));
+  }
+  const ByteRange lse_bytes = options.log_sum_exp == nullptr || batch * heads * problem.lq == 0
+                                  ? ByteRange{}
+                                  : byte_range("options.log_sum_exp", options.log_sum_exp,
+                                               batch * heads * problem.lq - 1, sizeof(float));
   if (options.scale && !std::isfinite(*options.scale)) {
     fail("options.scale", "expected a finite value, got " + float_string(*options.scale));
   }
@@ -303,6 +338,19 @@ AttentionProblem validate_problem(const ConstTensorView& q, const ConstTensorVie
   check_out_disjoint(out_bytes, v_bytes, "v");
   check_out_disjoint(out_bytes, mask_bytes, "options.mask.additive");
   check_out_disjoint(out_bytes, lengths_bytes, "options.mask.valid_lengths");
+  check_out_disjoint(out_bytes, score_mask_bytes, "options.score_mask");
+  check_out_disjoint(out_bytes, lse_bytes, "options.log_sum_exp");
+  for (const auto& [bytes, name] : {std::pair{q_bytes, "q"},
+                                    {k_bytes, "k"},
+                                    {v_bytes, "v"},
+                                    {mask_bytes, "options.mask.additive"},
+                                    {score_mask_bytes, "options.score_mask"}}) {
+    if (lse_bytes.overlaps(bytes)) {
+      fail("options.log_sum_exp", std::string("expected memory disjoint from ") + name +
+                                      ", got bytes " + lse_bytes.to_string() + " overlapping " +
+                                      name + " bytes " + bytes.to_string());
+    }
+  }
 
   problem.q = q;
   problem.k = k;
@@ -314,6 +362,9 @@ AttentionProblem validate_problem(const ConstTensorView& q, const ConstTensorVie
   problem.causal = options.causal;
   problem.mask_additive = options.mask.additive;
   problem.valid_lengths = options.mask.valid_lengths;
+  problem.score_mask = options.score_mask;
+  problem.window = options.window;
+  problem.log_sum_exp = options.log_sum_exp;
   problem.pattern = options.pattern;
   problem.threads = options.threads > 0 ? options.threads : std::max(1, omp_get_max_threads());
   return problem;
