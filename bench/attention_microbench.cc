@@ -3,8 +3,10 @@
 // Counters: GFLOP/s at 4·B·H·L²·d flops per call (dense-equivalent).
 #include <benchmark/benchmark.h>
 
+#include <array>
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "dfss/dfss.h"
@@ -57,7 +59,31 @@ void run(benchmark::State& state, dfss::AttentionImpl impl, dfss::DType dtype, d
                                                  benchmark::Counter::kIsRate);
 }
 
+// Decode-shaped calls: Lq query rows (1: one generated token) against Lk = 4096 keys,
+// B = 1, H = 12, d = 64, fp32, 2 threads (dfss_microbench --benchmark_filter=decode).
+void decode(benchmark::State& state, dfss::Isa isa) {
+  const int64_t heads = 12, dim = 64, lq = state.range(0), lk = 4096;
+  if (!dfss::isa_supported(isa)) {
+    state.SkipWithError("ISA not supported on this CPU");
+    return;
+  }
+  Inputs in = make_inputs(heads, lk, dim);
+  const std::array<int64_t, 4> q_shape{1, heads, lq, dim}, kv_shape{1, heads, lk, dim};
+  dfss::AttentionOptions options;
+  options.isa = isa;
+  options.threads = 2;
+  for (auto _ : state)
+    dfss::attention(dfss::const_view(in.q.data(), q_shape), dfss::const_view(in.k.data(), kv_shape),
+                    dfss::const_view(in.v.data(), kv_shape),
+                    dfss::mutable_view(in.out.data(), q_shape), options);
+}
+
 void register_all() {
+  for (auto isa : {dfss::Isa::avx512, dfss::Isa::avx2})
+    benchmark::RegisterBenchmark((std::string("decode/fused/f32/") + dfss::isa_name(isa)).c_str(),
+                                 decode, isa)
+        ->Arg(1)->Arg(2)->Arg(6)->Arg(48)
+        ->Unit(benchmark::kMicrosecond)->UseRealTime();
   using dfss::AttentionImpl;
   using dfss::DType;
   using dfss::Isa;

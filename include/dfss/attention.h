@@ -78,7 +78,9 @@ struct AttentionOptions {
   KeyPaddingMask mask;
   // General additive mask: an f32 view of shape [B, Hq, Lq, Lk] whose strides may be 0 to
   // broadcast (as torch.expand makes them); added to the scaled score like `mask`, and
-  // combined with it. data == nullptr: none.
+  // combined with it: the bias is score_mask + mask.additive summed in fp32 in that order,
+  // then s = fma(q·k, scale, bias) (N:M selects on exactly these values in every
+  // implementation). -inf masks a score. data == nullptr: none.
   ConstTensorView score_mask{};
   bool causal = false;  // query i sees keys j <= i + Lk - Lq
   // Sliding window: when > 0, query i sees only keys j > i + Lk - Lq - window. With causal
@@ -88,6 +90,10 @@ struct AttentionOptions {
   // Optional output: the natural log of each query row's softmax denominator,
   // log Σ_j exp(s_ij) over the keys the row attends to (the kept ones under N:M), as
   // [B, Hq, Lq] contiguous fp32; -inf for a row that sees no key. attention_backward needs it.
+  // Requesting it with bf16 inputs and an N:M pattern runs the fp32-widened N:M kernels
+  // rather than the AVX512-BF16 pair-combo ones (whose vdpbf16ps dot products are summed in
+  // another order): the backward recomputes the scores with the fp32 fma chain, and its kept
+  // set must be bit-identical to the forward's. Slower, same semantics.
   float* log_sum_exp = nullptr;
   int threads = 0;  // 0: OpenMP's default; otherwise exactly this many
   AttentionImpl impl = AttentionImpl::fused;

@@ -3,6 +3,7 @@
 #include <emmintrin.h>  // SSE2, part of x86-64
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <new>
@@ -272,6 +273,32 @@ void build_key_bias(const AttentionProblem& p, const PackedGeometry& g, int64_t 
   }
 }
 
+int64_t build_score_bias(const AttentionProblem& p, const PackedGeometry& g, int64_t b, int64_t h,
+                         int64_t row0, int64_t rows, int64_t rows_out, float* bias) {
+  const int64_t present = keys_present(p, b);
+  const bool shared = p.score_mask.stride[2] == 0;
+  const int64_t built = shared ? 1 : rows;
+  for (int64_t i = 0; i < built; ++i) {
+    float* row = bias + i * g.lk_pad;
+    for (int64_t j = 0; j < present; ++j) row[j] = p.bias(b, h, row0 + i, j);
+    std::fill(row + present, row + g.lk_pad, -std::numeric_limits<float>::infinity());
+  }
+  if (shared) return 0;
+  std::fill(bias + rows * g.lk_pad, bias + rows_out * g.lk_pad, 0.0f);
+  return g.lk_pad;
+}
+
+void store_log_sum_exp(const AttentionProblem& p, int64_t b, int64_t h, int64_t row0, int64_t rows,
+                       const float* row_max, const float* row_sum) {
+  if (p.log_sum_exp == nullptr) return;
+  float* dst = p.log_sum_exp + (b * p.heads + h) * p.lq + row0;
+  for (int64_t i = 0; i < rows; ++i) {
+    dst[i] = row_sum[i] == 0.0f ? -std::numeric_limits<float>::infinity()
+                                : static_cast<float>(static_cast<double>(row_max[i]) +
+                                                     std::log(static_cast<double>(row_sum[i])));
+  }
+}
+
 void store_rows(const AttentionProblem& p, int64_t b, int64_t h, int64_t row0, int64_t rows,
                 const float* o, int64_t dv_pad, const float* row_sum) {
   const TensorView& out = p.out;
@@ -294,6 +321,9 @@ void store_rows(const AttentionProblem& p, int64_t b, int64_t h, int64_t row0, i
 }
 
 void store_zeros(const AttentionProblem& p) {
+  if (p.log_sum_exp != nullptr)
+    std::fill(p.log_sum_exp, p.log_sum_exp + p.batch * p.heads * p.lq,
+              -std::numeric_limits<float>::infinity());
   for (int64_t b = 0; b < p.batch; ++b)
     for (int64_t h = 0; h < p.heads; ++h)
       for (int64_t i = 0; i < p.lq; ++i)

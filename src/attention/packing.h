@@ -42,6 +42,17 @@ void pack_queries(const AttentionProblem& problem, const PackedGeometry& geometr
 // [lk_pad] floats: the additive mask, -inf for keys that are absent or padding.
 void build_key_bias(const AttentionProblem& problem, const PackedGeometry& geometry, int64_t b,
                     float* bias);
+// With a score mask: the additive bias of query rows [row0, row0 + rows) of (b, h) as
+// [rows_out][lk_pad] floats (problem.bias(); -inf for keys that are absent or padding; rows
+// past `rows` are zeros). A score mask broadcast over query rows (stride 0) gives one row.
+// Returns the row stride for the kernels: lk_pad, or 0 for the single row.
+int64_t build_score_bias(const AttentionProblem& problem, const PackedGeometry& geometry,
+                         int64_t b, int64_t h, int64_t row0, int64_t rows, int64_t rows_out,
+                         float* bias);
+// log_sum_exp[b, h, row0 + i] = row_max[i] + log(row_sum[i]) (natural units), -inf where
+// the sum is 0 (the row sees no key); nothing when the output was not requested.
+void store_log_sum_exp(const AttentionProblem& problem, int64_t b, int64_t h, int64_t row0,
+                       int64_t rows, const float* row_max, const float* row_sum);
 // out[b, h, row0 + i, :] = o[i, :dv] / row_sum[i] (row_sum null: already normalized);
 // a row whose sum is 0 (nothing visible) is written as zeros.
 void store_rows(const AttentionProblem& problem, int64_t b, int64_t h, int64_t row0,

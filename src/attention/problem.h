@@ -41,6 +41,19 @@ struct AttentionProblem {
     return b * score_mask.stride[0] + h * score_mask.stride[1] + i * score_mask.stride[2] +
            j * score_mask.stride[3];
   }
+  // The additive bias of score (b, h, i, j) for a present key: score_mask + the key-padding
+  // additive mask, summed in fp32 in this order. Every implementation adds exactly this to
+  // the scaled dot product (fma(dot, scale, bias) in fp32), so N:M selections agree.
+  float bias(int64_t b, int64_t h, int64_t i, int64_t j) const {
+    float sum = 0.0f;
+    if (score_mask.data != nullptr)
+      sum = static_cast<const float*>(score_mask.data)[score_mask_offset(b, h, i, j)];
+    if (mask_additive != nullptr) {
+      const float additive = mask_additive[b * mask_stride + j];
+      sum = score_mask.data != nullptr ? sum + additive : additive;
+    }
+    return sum;
+  }
 };
 
 // Implementations. Each writes every element of problem.out.

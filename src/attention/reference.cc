@@ -39,22 +39,25 @@ void reference_row(const AttentionProblem& p, int64_t b, int64_t h, int64_t i,
   const int64_t q_row = b * q.stride[0] + h * q.stride[1] + i * q.stride[2];
   const int64_t k_head = b * k.stride[0] + p.kv_head(h) * k.stride[1];
   const int64_t v_head = b * v.stride[0] + p.kv_head(h) * v.stride[1];
-  const float* additive = p.mask_additive ? p.mask_additive + b * p.mask_stride : nullptr;
+  const bool biased = p.mask_additive != nullptr || p.score_mask.data != nullptr;
 
-  // Keys at or past `visible` are masked by valid_lengths or the causal rule: never read.
+  // Keys outside [first, visible) are masked by valid_lengths, the causal rule or the
+  // sliding window: never read.
   int64_t visible = p.valid_lengths ? p.valid_lengths[b] : p.lk;
   if (p.causal) visible = std::min(visible, p.causal_last_key(i) + 1);
   visible = std::max<int64_t>(visible, 0);
+  const int64_t first = std::min(p.first_key(i), visible);
 
   double row_max = kNegInf;
-  for (int64_t j = 0; j < visible; ++j) {
+  for (int64_t j = first; j < visible; ++j) {
     double dot = 0.0;
     for (int64_t c = 0; c < p.d; ++c) {
       dot += load(q.data, p.dtype, q_row + c * q.stride[3]) *
              load(k.data, p.dtype, k_head + j * k.stride[2] + c * k.stride[3]);
     }
     double score = static_cast<double>(p.scale) * dot;
-    if (additive != nullptr) score += additive[j];
+    // The masks summed in fp32 (problem.bias), as every implementation adds them.
+    if (biased) score += p.bias(b, h, i, j);
     scratch.scores[j] = score;
     // std::max would drop a NaN; a NaN score must make the whole row NaN.
     if (std::isnan(score) || score > row_max) row_max = score;
@@ -62,13 +65,15 @@ void reference_row(const AttentionProblem& p, int64_t b, int64_t h, int64_t i,
 
   const TensorView& out = p.out;
   const int64_t out_row = b * out.stride[0] + h * out.stride[1] + i * out.stride[2];
+  float* lse = p.log_sum_exp ? p.log_sum_exp + (b * p.heads + h) * p.lq + i : nullptr;
   if (row_max == kNegInf) {  // every key masked (or Lk = 0): defined as zeros
     for (int64_t c = 0; c < p.dv; ++c) store(out.data, out.dtype, out_row + c * out.stride[3], 0.0);
+    if (lse) *lse = -std::numeric_limits<float>::infinity();
     return;
   }
   std::fill(scratch.sums.begin(), scratch.sums.end(), 0.0);
   double denominator = 0.0;
-  for (int64_t j = 0; j < visible; ++j) {
+  for (int64_t j = first; j < visible; ++j) {
     // exp(s - max) <= 1 cannot overflow; +inf - +inf and NaN give NaN, as IEEE says.
     const double weight = std::exp(scratch.scores[j] - row_max);
     denominator += weight;
@@ -81,6 +86,7 @@ void reference_row(const AttentionProblem& p, int64_t b, int64_t h, int64_t i,
   for (int64_t c = 0; c < p.dv; ++c) {
     store(out.data, out.dtype, out_row + c * out.stride[3], scratch.sums[c] / denominator);
   }
+  if (lse) *lse = static_cast<float>(row_max + std::log(denominator));
 }
 
 }  // namespace

@@ -39,12 +39,12 @@ void sparse_reference_scores(const AttentionProblem& p, int64_t b, int64_t h, in
   if (p.causal) visible = std::min(visible, p.causal_last_key(i) + 1);
   const int64_t q_row = b * p.q.stride[0] + h * p.q.stride[1] + i * p.q.stride[2];
   const int64_t k_head = b * p.k.stride[0] + p.kv_head(h) * p.k.stride[1];
-  for (int64_t j = 0; j < visible; ++j) {
+  // Keys before the window's first stay -inf, like hidden ones, before the selection.
+  for (int64_t j = p.first_key(i); j < visible; ++j) {
     float dot = 0.0f;
     for (int64_t c = 0; c < p.d; ++c)
       dot = std::fma(load(p.q, q_row + c * p.q.stride[3]), load(p.k, k_head + j * p.k.stride[2] + c * p.k.stride[3]), dot);
-    const float mask = p.mask_additive ? p.mask_additive[b * p.mask_stride + j] : 0.0f;
-    scores[static_cast<size_t>(j)] = std::fma(dot, p.scale, mask);
+    scores[static_cast<size_t>(j)] = std::fma(dot, p.scale, p.bias(b, h, i, j));
   }
 }
 
@@ -96,6 +96,12 @@ void run_sparse_reference(const AttentionProblem& p) {
         for (int64_t c = 0; c < p.dv; ++c)
           store(p.out, out_row + c * p.out.stride[3],
                 denominator == 0.0 ? 0.0 : sums[static_cast<size_t>(c)] / denominator);
+        // Over the kept entries; the max is one of them.
+        if (p.log_sum_exp) {
+          p.log_sum_exp[(b * p.heads + h) * p.lq + i] =
+              denominator == 0.0 ? -std::numeric_limits<float>::infinity()
+                                 : static_cast<float>(row_max + std::log(denominator));
+        }
       }
     }
   }

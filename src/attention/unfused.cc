@@ -2,7 +2,8 @@
 // head) the whole score matrix is materialized, then normalized, then multiplied by V.
 // With an N:M pattern the score GEMM prunes in its epilogue and the matrix is stored
 // compressed (kept values and their columns), as the DFSS reference does.
-// Heads run one after another; each phase is split over the threads by row tiles.
+// Heads run one after another; each phase is split over the threads by row tiles. K and V
+// are packed once per (batch, key/value head), for all the query heads of its group.
 #include "attention/unfused.h"
 
 #include <omp.h>
@@ -34,6 +35,12 @@ void run_unfused_heads(const AttentionProblem& p, const HeadVisitor& visit_head)
   AlignedBuffer values = allocate_aligned(g.v_elems * g.elem_bytes);
   AlignedBuffer queries = allocate_aligned(tiles * g.q_tile_elems * g.elem_bytes);
   AlignedBuffer key_bias = allocate_aligned(g.lk_pad * 4);
+  const bool score_mask = p.score_mask.data != nullptr;
+  // With a score mask, the bias of every row of a head (what the score matrix costs).
+  AlignedBuffer row_bias = allocate_aligned(score_mask ? rows_pad * g.lk_pad * 4 : 64);
+  const bool lse = p.log_sum_exp != nullptr;
+  AlignedBuffer row_max = allocate_aligned(lse ? rows_pad * 4 : 64);
+  AlignedBuffer row_sum = allocate_aligned(lse ? rows_pad * 4 : 64);
   AlignedBuffer scores = allocate_aligned(sparse ? 64 : rows_pad * g.lk_pad * 4);
   AlignedBuffer kept_values = allocate_aligned(rows_pad * kept_stride * 4);
   AlignedBuffer kept_columns = allocate_aligned(rows_pad * kept_stride * 4);
@@ -52,6 +59,11 @@ void run_unfused_heads(const AttentionProblem& p, const HeadVisitor& visit_head)
   args.scale = p.scale;
   args.causal = p.causal;
   args.causal_offset = p.lk - p.lq;
+  args.window = p.window;
+  if (lse) {
+    args.row_max = row_max.get();
+    args.row_sum = row_sum.get();
+  }
   args.pattern_n = p.pattern.n;
   args.pattern_m = p.pattern.m;
   args.scores = scores.get();
@@ -73,14 +85,32 @@ void run_unfused_heads(const AttentionProblem& p, const HeadVisitor& visit_head)
     local.scratch = thread_scratch[static_cast<size_t>(omp_get_thread_num())].get();
     for (int64_t b = 0; b < p.batch; ++b) {
       for (int64_t h = 0; h < p.heads; ++h) {
+        const bool new_kv = h == 0 || p.kv_head(h) != p.kv_head(h - 1);
 #pragma omp single
         {
-          build_key_bias(p, g, b, key_bias.get());
-          pack_keys(p, g, b, p.kv_head(h), keys.get());
-          pack_values(p, g, b, p.kv_head(h), values.get());
+          if (h == 0) build_key_bias(p, g, b, key_bias.get());
+          if (new_kv) {
+            pack_keys(p, g, b, p.kv_head(h), keys.get());
+            pack_values(p, g, b, p.kv_head(h), values.get());
+          }
           pack_queries(p, g, b, h, 0, p.lq, queries.get());
+          // A row-broadcast score mask gives one row: built here, as the key bias is.
+          if (score_mask && p.score_mask.stride[2] == 0)
+            build_score_bias(p, g, b, h, 0, 1, 1, row_bias.get());
         }
         local.lk = keys_present(p, b);
+        if (score_mask && p.score_mask.stride[2] != 0) {
+#pragma omp for schedule(static)
+          for (int64_t t = 0; t < tiles; ++t) {
+            const int64_t row0 = t * kTileRows;
+            build_score_bias(p, g, b, h, row0, std::min<int64_t>(kTileRows, p.lq - row0), kTileRows,
+                             row_bias.get() + row0 * g.lk_pad);
+          }
+        }
+        if (score_mask) {
+          local.key_bias = row_bias.get();
+          local.bias_row_stride = p.score_mask.stride[2] == 0 ? 0 : g.lk_pad;
+        }
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < tiles; ++t) score_phase(local, t, t + 1);
         if (visit_head.compressed) {
@@ -89,7 +119,13 @@ void run_unfused_heads(const AttentionProblem& p, const HeadVisitor& visit_head)
           continue;
         }
 #pragma omp for schedule(static)
-        for (int64_t t = 0; t < tiles; ++t) softmax_phase(local, t, t + 1);
+        for (int64_t t = 0; t < tiles; ++t) {
+          softmax_phase(local, t, t + 1);
+          const int64_t row0 = t * kTileRows;
+          if (lse)
+            store_log_sum_exp(p, b, h, row0, std::min<int64_t>(kTileRows, p.lq - row0),
+                              row_max.get() + row0, row_sum.get() + row0);
+        }
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < tiles; ++t) {
           value_phase(local, t, t + 1);

@@ -120,28 +120,39 @@ inline void update_running_sum(float* l_lanes, float alpha, Reg sum) {
   vstore(l_lanes, vfmadd(vload(l_lanes), vset1(alpha), sum));
 }
 
+// The keys [begin, end) of a block (relative to its first key) that each row of a tile
+// sees: the causal limit, the keys present and the sliding window.
+struct TileKeys {
+  int64_t begin[R];
+  int64_t end[R];
+  bool partial(int r, int64_t block) const { return begin[r] > 0 || end[r] < block; }
+};
+
 // One online-softmax step for the R rows of a score tile s[R][KB] (raw Q·Kᵀ):
-// x = scale*s + bias, keys at or past visible[r] masked (causal, or absent), and
-// p = e^(x - m_new) overwrites s. Updates the running max m, the per-lane running sums
-// l_lanes[R][kLanes], and returns in alpha the factor that rescales the rows' previous
-// accumulators (exactly 1 when the max did not move, the common case).
-inline void online_softmax_tile(float* s, const float* bias, float scale, const int64_t* visible,
-                                float* m, float* l_lanes, float* alpha) {
+// x = scale*s + bias (row r's at bias + r * bias_stride), keys outside
+// [keys.begin[r], keys.end[r]) masked (causal, window, or absent), and p = e^(x - m_new)
+// overwrites s. Updates the running max m, the per-lane running sums l_lanes[R][kLanes],
+// and returns in alpha the factor that rescales the rows' previous accumulators (exactly 1
+// when the max did not move, the common case).
+inline void online_softmax_tile(float* s, const float* bias, int64_t bias_stride, float scale,
+                                const TileKeys& keys, float* m, float* l_lanes, float* alpha) {
   constexpr int kVecs = KB / kLanes;
   const Reg scale_v = vset1(scale);
   for (int r = 0; r < R; ++r) {
     float* row = s + r * kScoreStride;
+    const float* row_bias = bias + r * bias_stride;
     Reg x[kVecs];
     Reg row_max = vset1(kNegInf);
     for (int c = 0; c < kVecs; ++c) {
-      x[c] = vfmadd(vload(row + c * kLanes), scale_v, vload(bias + c * kLanes));
+      x[c] = vfmadd(vload(row + c * kLanes), scale_v, vload(row_bias + c * kLanes));
       row_max = vmax(row_max, x[c]);
     }
-    // Causal diagonal or the last keys: rare, so through memory. Hidden keys are set to
-    // -inf rather than biased, since their q·k may be NaN (inf · 0).
-    if (visible[r] < KB) {
+    // Causal diagonal, window edge or the last keys: rare, so through memory. Hidden keys
+    // are set to -inf rather than biased, since their q·k may be NaN (inf · 0).
+    if (keys.partial(r, KB)) {
       for (int c = 0; c < kVecs; ++c) vstore(row + c * kLanes, x[c]);
-      for (int64_t j = visible[r]; j < KB; ++j) row[j] = kNegInf;
+      std::fill(row, row + std::min<int64_t>(keys.begin[r], KB), kNegInf);
+      for (int64_t j = std::max<int64_t>(keys.end[r], 0); j < KB; ++j) row[j] = kNegInf;
       row_max = vset1(kNegInf);
       for (int c = 0; c < kVecs; ++c) {
         x[c] = vload(row + c * kLanes);
@@ -159,22 +170,32 @@ inline void online_softmax_tile(float* s, const float* bias, float scale, const 
   }
 }
 
-// Keys of a block that row `row` may see: causal limit and the keys present.
-inline int64_t visible_in_block(bool causal, int64_t row, int64_t causal_offset, int64_t lk,
-                                int64_t key0, int64_t block) {
-  int64_t end = lk;
-  if (causal) end = std::min(end, row + causal_offset + 1);
-  return std::clamp<int64_t>(end - key0, 0, block);
+// First key that row `row` may see under the sliding window (0 without one).
+inline int64_t window_first_key(int64_t window, int64_t row, int64_t causal_offset) {
+  return window > 0 ? std::max<int64_t>(0, row + causal_offset - window + 1) : 0;
+}
+
+// Keys [begin, end) of the block [key0, key0 + block) that row `row` may see: causal limit,
+// sliding window and the keys present; clamped to [0, block] relative to key0.
+template <class Args>
+inline void keys_in_block(const Args& a, int64_t row, int64_t key0, int64_t block,
+                          int64_t* begin, int64_t* end) {
+  int64_t last = a.lk;
+  if (a.causal) last = std::min(last, row + a.causal_offset + 1);
+  *end = std::clamp<int64_t>(last - key0, 0, block);
+  *begin = std::clamp<int64_t>(window_first_key(a.window, row, a.causal_offset) - key0, 0, block);
 }
 
 // Resets a query block's running max, sums and output accumulators; returns the end of
-// the keys that any of its rows sees.
-inline int64_t start_query_block(const FlashBlockArgs& a, int64_t tiles) {
+// the keys that any of its rows sees, and in key_begin the first such key (window).
+inline int64_t start_query_block(const FlashBlockArgs& a, int64_t tiles, int64_t* key_begin) {
   const int64_t rows_pad = tiles * R;
   std::fill(a.row_max, a.row_max + rows_pad, kNegInf);
   std::fill(a.row_sum_lanes, a.row_sum_lanes + rows_pad * kLanes, 0.0f);
   std::fill(a.o, a.o + rows_pad * a.dv_pad, 0.0f);
   const int64_t last_row = a.first_row + a.rows - 1;
+  // The first row has the smallest first key.
+  *key_begin = window_first_key(a.window, a.first_row, a.causal_offset);
   return a.causal ? std::min(a.lk, last_row + a.causal_offset + 1) : a.lk;
 }
 
@@ -183,20 +204,23 @@ inline void finish_query_block(const FlashBlockArgs& a, int64_t tiles) {
   for (int64_t i = 0; i < tiles * R; ++i) a.row_sum[i] = vreduce_add(vload(a.row_sum_lanes + i * kLanes));
 }
 
-// visible[r] for the rows of the tile starting at row0 against keys [key0, key0 + block);
-// false when the causal rule hides the whole block from every real row of the tile.
-inline bool tile_visible_keys(const FlashBlockArgs& a, int64_t row0, int64_t last_row,
-                              int64_t key0, int64_t block, int64_t* visible) {
+// The keys of [key0, key0 + block) that the rows of the tile starting at row0 see; false
+// when the causal rule or the window hides the whole block from every real row of the
+// tile (it is skipped, not masked).
+template <class Args>
+inline bool tile_visible_keys(const Args& a, int64_t row0, int64_t last_row, int64_t key0,
+                              int64_t block, TileKeys& keys) {
   if (a.causal && key0 > std::min(row0 + R - 1, last_row) + a.causal_offset) return false;
-  for (int r = 0; r < R; ++r)
-    visible[r] = visible_in_block(a.causal, row0 + r, a.causal_offset, a.lk, key0, block);
+  // The tile's first row has the smallest first key.
+  if (key0 + block <= window_first_key(a.window, row0, a.causal_offset)) return false;
+  for (int r = 0; r < R; ++r) keys_in_block(a, row0 + r, key0, block, &keys.begin[r], &keys.end[r]);
   return true;
 }
 
-// Streams the key blocks [0, key_blocks) past every 6-row tile of the query block.
+// Streams the key blocks [first_block, key_blocks) past every 6-row tile of the query block.
 template <class Tile>
 void fused_key_blocks(const FlashBlockArgs& a, int64_t tiles, int64_t last_row,
-                      int64_t key_blocks) {
+                      int64_t first_block, int64_t key_blocks) {
   using Elem = typename Tile::Elem;
   const auto* q = static_cast<const Elem*>(a.q_packed);
   const auto* k = static_cast<const Elem*>(a.k_packed);
@@ -204,14 +228,15 @@ void fused_key_blocks(const FlashBlockArgs& a, int64_t tiles, int64_t last_row,
   float* s = a.scratch;
   float* tile_scratch = a.scratch + R * kScoreStride;
   float alpha[R];
-  int64_t visible[R];
-  for (int64_t kb = 0; kb < key_blocks; ++kb) {
+  TileKeys keys;
+  for (int64_t kb = first_block; kb < key_blocks; ++kb) {
     const int64_t key0 = kb * KB;
     for (int64_t t = 0; t < tiles; ++t) {
-      if (!tile_visible_keys(a, a.first_row + t * R, last_row, key0, KB, visible)) continue;
+      if (!tile_visible_keys(a, a.first_row + t * R, last_row, key0, KB, keys)) continue;
       Tile::scores(q + t * Tile::q_tile_elems(a.d), k + kb * Tile::k_block_elems(a.d), a.d, s, kScoreStride);
-      online_softmax_tile(s, a.key_bias + key0, a.scale, visible, a.row_max + t * R,
-                          a.row_sum_lanes + t * R * kLanes, alpha);
+      online_softmax_tile(s, a.key_bias + t * R * a.bias_row_stride + key0, a.bias_row_stride,
+                          a.scale, keys, a.row_max + t * R, a.row_sum_lanes + t * R * kLanes,
+                          alpha);
       Tile::values(s, kScoreStride, v + kb * Tile::v_block_elems(a.dv_pad), a.dv_pad,
                    a.o + t * R * a.dv_pad, alpha, tile_scratch);
     }
@@ -222,8 +247,10 @@ template <class Tile>
 void fused_block(const FlashBlockArgs& a) {
   const int64_t tiles = (a.rows + R - 1) / R;
   const int64_t last_row = a.first_row + a.rows - 1;
-  const int64_t key_end = start_query_block(a, tiles);
-  if (key_end > 0) fused_key_blocks<Tile>(a, tiles, last_row, (key_end + KB - 1) / KB);
+  int64_t key_begin = 0;
+  const int64_t key_end = start_query_block(a, tiles, &key_begin);
+  if (key_end > key_begin)
+    fused_key_blocks<Tile>(a, tiles, last_row, key_begin / KB, (key_end + KB - 1) / KB);
   finish_query_block(a, tiles);
 }
 
@@ -244,17 +271,19 @@ void unfused_softmax(const UnfusedArgs& a, int64_t tile_begin, int64_t tile_end)
   const Reg scale_v = vset1(a.scale);
   for (int64_t i = tile_begin * R; i < tile_end * R; ++i) {
     float* row = a.scores + i * a.lk_pad;
+    const float* bias = a.key_bias + i * a.bias_row_stride;
     Reg row_max = vset1(kNegInf);
     for (int64_t c = 0; c < a.lk_pad; c += kLanes) {
-      const Reg x = vfmadd(vload(row + c), scale_v, vload(a.key_bias + c));
+      const Reg x = vfmadd(vload(row + c), scale_v, vload(bias + c));
       vstore(row + c, x);
       row_max = vmax(row_max, x);
     }
     float max = vreduce_max(row_max);
-    const int64_t visible =
-        visible_in_block(a.causal, a.first_row + i, a.causal_offset, a.lk, 0, a.lk_pad);
-    if (visible < a.lk_pad) {  // hidden or absent keys: -inf, whatever their q·k
-      std::fill(row + visible, row + a.lk_pad, kNegInf);
+    int64_t begin = 0, end = 0;
+    keys_in_block(a, a.first_row + i, 0, a.lk_pad, &begin, &end);
+    if (begin > 0 || end < a.lk_pad) {  // hidden or absent keys: -inf, whatever their q·k
+      std::fill(row, row + begin, kNegInf);
+      std::fill(row + end, row + a.lk_pad, kNegInf);
       row_max = vset1(kNegInf);
       for (int64_t c = 0; c < a.lk_pad; c += kLanes) row_max = vmax(row_max, vload(row + c));
       max = vreduce_max(row_max);
@@ -267,6 +296,7 @@ void unfused_softmax(const UnfusedArgs& a, int64_t tile_begin, int64_t tile_end)
       sum_v = vadd(sum_v, p);
     }
     const float sum = vreduce_add(sum_v);
+    if (a.row_max) a.row_max[i] = max, a.row_sum[i] = sum;
     const Reg inv = vset1(sum == 0.0f ? 0.0f : 1.0f / sum);  // all masked: zeros
     for (int64_t c = 0; c < a.lk_pad; c += kLanes) vstore(row + c, vmul(vload(row + c), inv));
   }

@@ -126,22 +126,26 @@ inline void keep_2of4_ranked(const __m512 (&keys)[4], __mmask16 (&keep)[4]) {
 // The tile's scores over a span, x[R][4] (raw q·k, vector c lane i = key 4i + c) -> per
 // row, the bf16 pairs of the kept probabilities p = e^(x - m_new) (pair i = quad i, lower
 // column first) and the element offset of each quad's kept pair row in the span's packed V;
-// updates m, l, alpha. bias[c] is the span's additive mask in the same order. In phases
-// over all rows, so that the rows' dependency chains (max, exp) overlap.
+// updates m, l, alpha. bias[r * bias_step][c] is row r's additive mask over the span in
+// the same order (bias_step 0: one mask for every row). In phases over all rows, so that
+// the rows' dependency chains (max, exp) overlap.
 template <int N, int M>
-inline void pair_tile_epilogue(__m512 (&x)[R][4], const __m512 (&bias)[4], __m512 scale,
-                               const int64_t* visible, __m512i lut, __m512i quad_base, float* m,
-                               float* l_lanes, float* alpha, uint32_t* p_pairs, int32_t* offsets) {
+inline void pair_tile_epilogue(__m512 (&x)[R][4], const __m512 (*bias)[4], int bias_step,
+                               __m512 scale, const TileKeys& keys, __m512i lut, __m512i quad_base,
+                               float* m, float* l_lanes, float* alpha, uint32_t* p_pairs,
+                               int32_t* offsets) {
   const __m512i lane4 =
       _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2);
   __m512 lo[R], hi[R];  // the kept scores of each quad, in column order
   for (int r = 0; r < R; ++r) {
-    for (int c = 0; c < 4; ++c) x[r][c] = _mm512_fmadd_ps(x[r][c], scale, bias[c]);
-    if (visible[r] < kPairSpan) {  // causal diagonal or the last keys: -inf past `visible`
-      const __m512i limit = _mm512_set1_epi32(static_cast<int>(std::max<int64_t>(visible[r], 0)));
+    for (int c = 0; c < 4; ++c) x[r][c] = _mm512_fmadd_ps(x[r][c], scale, bias[r * bias_step][c]);
+    if (keys.partial(r, kPairSpan)) {  // causal diagonal, window edge or the last keys
+      const __m512i begin = _mm512_set1_epi32(static_cast<int>(keys.begin[r]));
+      const __m512i end = _mm512_set1_epi32(static_cast<int>(keys.end[r]));
       for (int c = 0; c < 4; ++c) {
+        const __m512i key = _mm512_add_epi32(lane4, _mm512_set1_epi32(c));
         const __mmask16 hidden =
-            _mm512_cmpge_epi32_mask(_mm512_add_epi32(lane4, _mm512_set1_epi32(c)), limit);
+            _mm512_cmpge_epi32_mask(key, end) | _mm512_cmplt_epi32_mask(key, begin);
         x[r][c] = _mm512_mask_mov_ps(x[r][c], hidden, vset1(kNegInf));
       }
     }
@@ -224,7 +228,8 @@ void pair_combos_fused_block(const FlashBlockArgs& a) {
   const PairCombos& combos = *pair_combos(N, M);
   const int64_t tiles = (a.rows + R - 1) / R;
   const int64_t last_row = a.first_row + a.rows - 1;
-  const int64_t key_end = start_query_block(a, tiles);
+  int64_t key_begin = 0;
+  const int64_t key_end = start_query_block(a, tiles, &key_begin);
   const int64_t pair_row = a.dv_pad * 2;  // elements of one pair row of V
   const int64_t quad_elems = combos.count * pair_row;
   alignas(64) int32_t lut[16] = {};
@@ -247,16 +252,25 @@ void pair_combos_fused_block(const FlashBlockArgs& a) {
   const int64_t span_bytes = kSpanQuads * quad_elems * 2;
   const int64_t prefetch_slice = (span_bytes + tiles * 64 - 1) / (tiles * 64) * 64;
   float alpha[R];
-  int64_t visible[R];
-  for (int64_t key0 = 0; key0 < key_end; key0 += kPairSpan) {
+  TileKeys keys;
+  // The mask in the order of the scores (vector c, lane i = key 4i + c) of row r of the
+  // rows starting at `row` of the block.
+  auto gather_bias = [&](int64_t row, int rows, int64_t key0, __m512(*bias)[4]) {
+    for (int r = 0; r < rows; ++r)
+      for (int c = 0; c < 4; ++c)
+        bias[r][c] = _mm512_i32gather_ps(_mm512_add_epi32(quad_keys, _mm512_set1_epi32(c)),
+                                         a.key_bias + (row + r) * a.bias_row_stride + key0, 4);
+  };
+  __m512 bias[R][4];
+  const bool per_row_bias = a.bias_row_stride != 0;
+  // Spans wholly before every row's window are skipped.
+  for (int64_t key0 = key_begin / kPairSpan * kPairSpan; key0 < key_end; key0 += kPairSpan) {
     const uint16_t* k_cols = k + key0 / KB * Bf16PairTile::k_block_elems(a.d) + key0 % KB * 2;
     const uint16_t* v_span = v + key0 / 4 * quad_elems;
-    __m512 bias[4];  // in the order of the scores: vector c, lane i = key 4i + c
-    for (int c = 0; c < 4; ++c)
-      bias[c] = _mm512_i32gather_ps(_mm512_add_epi32(quad_keys, _mm512_set1_epi32(c)),
-                                    a.key_bias + key0, 4);
+    if (!per_row_bias) gather_bias(0, 1, key0, bias);  // one shared row: once per span
     for (int64_t t = 0; t < tiles; ++t) {
-      if (!tile_visible_keys(a, a.first_row + t * R, last_row, key0, kPairSpan, visible)) continue;
+      if (!tile_visible_keys(a, a.first_row + t * R, last_row, key0, kPairSpan, keys)) continue;
+      if (per_row_bias) gather_bias(t * R, R, key0, bias);
       if (key0 + kPairSpan < key_end) {
         // The next span's pair rows (read in a data-dependent order the hardware
         // prefetchers do not follow) into L2, a slice per tile: +2-3 % at L = 4096, where
@@ -278,8 +292,9 @@ void pair_combos_fused_block(const FlashBlockArgs& a) {
           for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], qp, key[c]);
         }
       }
-      pair_tile_epilogue<N, M>(acc, bias, scale, visible, lut_v, quad_base, a.row_max + t * R,
-                               a.row_sum_lanes + t * R * kLanes, alpha, p_pairs, offsets);
+      pair_tile_epilogue<N, M>(acc, bias, per_row_bias ? 1 : 0, scale, keys, lut_v, quad_base,
+                               a.row_max + t * R, a.row_sum_lanes + t * R * kLanes, alpha, p_pairs,
+                               offsets);
       for_each_value_tile(a.dv_pad, [&](int64_t col, auto vecs) {
         pv_pairs_tile<decltype(vecs)::value>(p_pairs, offsets, v_span + col * 2, a.dv_pad,
                                              a.o + t * R * a.dv_pad + col, alpha);

@@ -55,12 +55,17 @@ struct FlashBlockArgs {
   int64_t first_row = 0;           // query index of the block's first row
   const void* k_packed = nullptr;  // Lk_pad/128 key blocks
   const void* v_packed = nullptr;
-  // [Lk_pad]: the additive mask (keys at or past lk are set to -inf by the kernels).
+  // The additive mask of row r of the block: [Lk_pad] floats at key_bias + r * bias_row_stride
+  // (keys at or past lk are set to -inf by the kernels). Stride 0: one row shared by every
+  // query row (the per-batch key-padding mask), the common case.
   const float* key_bias = nullptr;
+  int64_t bias_row_stride = 0;
   int64_t lk = 0, lk_pad = 0, d = 0, dv_pad = 0;
   float scale = 1.0f;
   bool causal = false;
-  int64_t causal_offset = 0;         // row i sees keys j <= i + causal_offset (= Lk - Lq)
+  int64_t causal_offset = 0;  // row i sees keys j <= i + causal_offset (= Lk - Lq)
+  // Sliding window (> 0): row i sees keys j > i + causal_offset - window.
+  int64_t window = 0;
   int pattern_n = 0, pattern_m = 0;  // N:M sparsity (sparse kernels only)
   // Outputs: unnormalized accumulators o [rows_pad][dv_pad] and row sums [rows_pad].
   float* o = nullptr;
@@ -92,12 +97,18 @@ struct UnfusedArgs {
   int64_t first_row = 0;
   const void* k_packed = nullptr;
   const void* v_packed = nullptr;
-  const float* key_bias = nullptr;
+  const float* key_bias = nullptr;  // as in FlashBlockArgs, row r of the whole Lq
+  int64_t bias_row_stride = 0;
   int64_t lk = 0, lk_pad = 0, d = 0, dv_pad = 0;
   float scale = 1.0f;
   bool causal = false;
   int64_t causal_offset = 0;
+  int64_t window = 0;
   int pattern_n = 0, pattern_m = 0;
+  // Optional (null: not wanted), [rows_pad]: each row's max score and its sum of
+  // e^(x - max), written by the softmax phases (the log-sum-exp output).
+  float* row_max = nullptr;
+  float* row_sum = nullptr;
   float* scores = nullptr;  // dense: [rows_pad][lk_pad]; rows_pad = ceil(rows/6)*6
   // N:M: the compressed score matrix, [rows_pad][kept_stride] kept scores (scale*q·k + mask,
   // natural units, increasing column order; softmax turns them into probabilities in place)

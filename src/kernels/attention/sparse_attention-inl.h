@@ -6,16 +6,16 @@
 
 namespace dfss::kernels::DFSS_KERNEL_NS {
 
-// x = fma(s, scale, bias) for one row of a span of keys, in place: keys at or past
-// `visible` (causal, or absent: their q·k may be NaN) and past `existing` (no packed data)
-// become -inf.
+// x = fma(s, scale, bias) for one row of a span of keys, in place: keys outside
+// [begin, end) (causal, window, or absent: their q·k may be NaN) and past `existing` (no
+// packed data) become -inf, before the selection.
 inline void span_scores_row(float* row, const float* bias, float scale, int64_t span_keys,
-                            int64_t existing, int64_t visible) {
+                            int64_t existing, int64_t begin, int64_t end) {
   const Reg scale_v = vset1(scale);
   for (int64_t c = 0; c < existing; c += kLanes)
     vstore(row + c, vfmadd(vload(row + c), scale_v, vload(bias + c)));
-  for (int64_t j = std::max<int64_t>(visible, 0); j < span_keys; ++j) row[j] = kNegInf;
-  for (int64_t j = existing; j < span_keys; ++j) row[j] = kNegInf;
+  std::fill(row, row + begin, kNegInf);
+  std::fill(row + std::min(end, existing), row + span_keys, kNegInf);
 }
 
 // The kept entries of one row of a span, in increasing column order: their scores and an
@@ -95,11 +95,13 @@ inline void pv_gather(const float* p, const int32_t* offsets, int64_t stride, in
   });
 }
 
-// Scores of the 6-row tile t over the span starting at key0, pruned: kept values and
-// columns [R][kept_span]. visible[r] limits the keys of row r (causal).
-inline void score_and_select_span(const FlashBlockArgs& a, const float* q_tile, int64_t key0,
-                                  int64_t span, const int64_t* visible, KeptIndex index, float* s,
-                                  float* kept_values, int32_t* kept_columns) {
+// Scores of the 6-row tile starting at local row `tile_row` over the span starting at
+// key0, pruned: kept values and columns [R][kept_span]. keys limits the keys of each row
+// (causal, window, present).
+inline void score_and_select_span(const FlashBlockArgs& a, const float* q_tile, int64_t tile_row,
+                                  int64_t key0, int64_t span, const TileKeys& keys,
+                                  KeptIndex index, float* s, float* kept_values,
+                                  int32_t* kept_columns) {
   const auto* k = static_cast<const float*>(a.k_packed);
   const int64_t existing = std::min(span, a.lk_pad - key0);
   // Register tiles of columns; spans start on a multiple of 64 keys, so none straddles a block.
@@ -113,7 +115,8 @@ inline void score_and_select_span(const FlashBlockArgs& a, const float* q_tile, 
   const int64_t kept_span = span / a.pattern_m * a.pattern_n;
   for (int r = 0; r < R; ++r) {
     float* row = s + r * span;
-    span_scores_row(row, a.key_bias + key0, a.scale, span, existing, visible[r]);
+    span_scores_row(row, a.key_bias + (tile_row + r) * a.bias_row_stride + key0, a.scale, span,
+                    existing, keys.begin[r], keys.end[r]);
     select_row(row, span, a.pattern_n, a.pattern_m, key0, index, kept_values + r * kept_span,
                kept_columns + r * kept_span);
   }
@@ -122,7 +125,8 @@ inline void score_and_select_span(const FlashBlockArgs& a, const float* q_tile, 
 inline void sparse_fused_block(const FlashBlockArgs& a) {
   const int64_t tiles = (a.rows + R - 1) / R;
   const int64_t last_row = a.first_row + a.rows - 1;
-  const int64_t key_end = start_query_block(a, tiles);
+  int64_t key_begin = 0;
+  const int64_t key_end = start_query_block(a, tiles, &key_begin);
   const int64_t span = sparse_span_keys(a.pattern_n, a.pattern_m);
   const int64_t kept_span = span / a.pattern_m * a.pattern_n;
   const auto* q = static_cast<const float*>(a.q_packed);
@@ -131,11 +135,13 @@ inline void sparse_fused_block(const FlashBlockArgs& a) {
   float* kept_values = s + R * span;
   auto* kept_columns = reinterpret_cast<int32_t*>(kept_values + R * kept_span);
   float alpha[R];
-  int64_t visible[R];
-  for (int64_t key0 = 0; key0 < key_end; key0 += span) {
+  TileKeys keys;
+  // Spans wholly before the window of every row are skipped (their groups would keep only
+  // -inf entries, which weigh nothing).
+  for (int64_t key0 = key_begin / span * span; key0 < key_end; key0 += span) {
     for (int64_t t = 0; t < tiles; ++t) {
-      if (!tile_visible_keys(a, a.first_row + t * R, last_row, key0, span, visible)) continue;
-      score_and_select_span(a, q + t * F32Tile::q_tile_elems(a.d), key0, span, visible,
+      if (!tile_visible_keys(a, a.first_row + t * R, last_row, key0, span, keys)) continue;
+      score_and_select_span(a, q + t * F32Tile::q_tile_elems(a.d), t * R, key0, span, keys,
                             KeptIndex::offsets_in_v(a.lk_pad, a.dv_pad), s, kept_values,
                             kept_columns);
       online_softmax_kept(kept_values, kept_span, a.row_max + t * R,
@@ -153,6 +159,7 @@ inline void sparse_unfused_scores(const UnfusedArgs& u, int64_t tile_begin, int6
   FlashBlockArgs a;
   a.k_packed = u.k_packed;
   a.key_bias = u.key_bias;
+  a.bias_row_stride = u.bias_row_stride;
   a.lk = u.lk;
   a.lk_pad = u.lk_pad;
   a.d = u.d;
@@ -165,12 +172,12 @@ inline void sparse_unfused_scores(const UnfusedArgs& u, int64_t tile_begin, int6
   float* s = u.scratch;
   float* kept_values = s + R * span;
   auto* kept_columns = reinterpret_cast<int32_t*>(kept_values + R * kept_span);
-  int64_t visible[R];
+  TileKeys keys;
   for (int64_t t = tile_begin; t < tile_end; ++t) {
     for (int64_t key0 = 0, slot = 0; key0 < u.lk_pad; key0 += span, slot += kept_span) {
       for (int r = 0; r < R; ++r)
-        visible[r] = visible_in_block(u.causal, u.first_row + t * R + r, u.causal_offset, u.lk, key0, span);
-      score_and_select_span(a, q + t * F32Tile::q_tile_elems(u.d), key0, span, visible,
+        keys_in_block(u, u.first_row + t * R + r, key0, span, &keys.begin[r], &keys.end[r]);
+      score_and_select_span(a, q + t * F32Tile::q_tile_elems(u.d), t * R, key0, span, keys,
                             KeptIndex::columns(), s, kept_values, kept_columns);
       for (int r = 0; r < R; ++r) {
         const int64_t at = (t * R + r) * u.kept_stride + slot;
@@ -196,6 +203,7 @@ inline void sparse_unfused_softmax(const UnfusedArgs& u, int64_t tile_begin, int
       sum_v = vadd(sum_v, p);
     }
     const float sum = vreduce_add(sum_v);
+    if (u.row_max) u.row_max[i] = max, u.row_sum[i] = sum;
     const Reg inv = vset1(sum == 0.0f ? 0.0f : 1.0f / sum);
     for (int64_t c = 0; c < u.kept_stride; c += kLanes) vstore(row + c, vmul(vload(row + c), inv));
   }
