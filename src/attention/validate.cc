@@ -124,7 +124,7 @@ ByteRange check_view(const BasicTensorView<Pointer>& view, const std::string& na
 // detection is a knapsack problem): taken in order of increasing stride, each axis of size
 // > 1 must step past the largest offset the smaller-stride axes reach. Every permutation
 // or slice of a contiguous tensor passes.
-void check_no_self_overlap(const TensorView& out) {
+void check_no_self_overlap(const TensorView& out, const std::string& name = "out") {
   if (out.numel() == 0) return;
   std::array<size_t, 4> axes{0, 1, 2, 3};
   std::stable_sort(axes.begin(), axes.end(),
@@ -133,7 +133,7 @@ void check_no_self_overlap(const TensorView& out) {
   for (size_t axis : axes) {
     if (out.shape[axis] <= 1) continue;
     if (out.stride[axis] <= reach) {
-      fail("out", "expected strides giving every element its own memory, got strides " +
+      fail(name, "expected strides giving every element its own memory, got strides " +
                       shape_string(out.stride) + " for shape " + shape_string(out.shape) +
                       " (axis " + std::to_string(axis) + " revisits memory of other axes)");
     }
@@ -368,6 +368,27 @@ AttentionProblem validate_problem(const ConstTensorView& q, const ConstTensorVie
   problem.pattern = options.pattern;
   problem.threads = options.threads > 0 ? options.threads : std::max(1, omp_get_max_threads());
   return problem;
+}
+
+MemorySpan check_tensor_argument(const ConstTensorView& view, const std::string& name,
+                                 const std::array<int64_t, 4>& expected, const char* why) {
+  const ByteRange bytes = check_view(view, name);
+  check_shape(view, name, {expected[0], expected[1], expected[2], expected[3]}, why);
+  return {bytes.begin, bytes.end};
+}
+
+MemorySpan check_output_argument(const TensorView& view, const std::string& name,
+                                 const std::array<int64_t, 4>& expected, const char* why) {
+  const ByteRange bytes = check_view(view, name);
+  check_shape(view, name, {expected[0], expected[1], expected[2], expected[3]}, why);
+  check_no_self_overlap(view, name);
+  return {bytes.begin, bytes.end};
+}
+
+MemorySpan float_span(const std::string& name, const float* data, int64_t count) {
+  if (count == 0 || data == nullptr) return {};
+  const ByteRange bytes = byte_range(name, data, count - 1, sizeof(float));
+  return {bytes.begin, bytes.end};
 }
 
 }  // namespace dfss::detail

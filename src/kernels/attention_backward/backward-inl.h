@@ -1,0 +1,127 @@
+// The attention backward kernel body, written once and compiled per ISA after
+// attention-inl.h, whose qk_tile_f32 (the forward's fp32 fma chain, so the scores and the
+// N:M kept set are the forward's bits) and exp_shifted it reuses.
+
+namespace dfss::kernels::DFSS_KERNEL_NS {
+
+inline constexpr int64_t kBS = kBackwardStride;
+
+// Columns [begin, end) of the key block that row i attends to (the rules of
+// detail::AttentionProblem: keys present, causal, sliding window).
+inline void attended_columns(const BackwardTileArgs& a, int64_t i, int64_t& begin, int64_t& end) {
+  int64_t last = a.keys_present;
+  if (a.causal) last = std::min(last, i + a.causal_offset + 1);
+  const int64_t first = a.window > 0 ? i + a.causal_offset - a.window + 1 : 0;
+  begin = std::clamp<int64_t>(first - a.key0, 0, a.block_keys);
+  end = std::clamp<int64_t>(last - a.key0, 0, a.block_keys);
+  if (begin > end) begin = end;
+}
+
+// Drops (to -inf) the entries of x[0, block_keys) that the N:M selection does not keep.
+inline void prune_row(float* x, int64_t block_keys, int n, int m) {
+  int kept[8];
+  for (int64_t g = 0; g < block_keys; g += m) {
+    sparse::select_group(x + g, m, n, m, kept);
+    int next = 0;
+    for (int t = 0; t < m; ++t) {
+      if (next < n && kept[next] == t) {
+        ++next;
+      } else {
+        x[g + t] = kNegInf;
+      }
+    }
+  }
+}
+
+// P and dS of one 6-row tile (rows r0 .. r0 + 5 of the block).
+inline void backward_tile(const BackwardTileArgs& a, int64_t r0) {
+  float* p = a.p + r0 * kBS;
+  float* ds = a.ds + r0 * kBS;
+  int64_t begin[R], end[R];
+  bool any = false;
+  for (int r = 0; r < R; ++r) {
+    begin[r] = end[r] = 0;
+    // A row that sees nothing (lse = -inf) or a padding row contributes nothing.
+    if (r0 + r < a.rows && a.lse[r0 + r] != kNegInf)
+      attended_columns(a, a.first_row + r0 + r, begin[r], end[r]);
+    any |= begin[r] < end[r];
+  }
+  if (!any) {
+    std::fill(p, p + R * kBS, 0.0f);
+    std::fill(ds, ds + R * kBS, 0.0f);
+    return;
+  }
+  for (int col = 0; col < KB; col += kTileVecs * kLanes) {
+    qk_tile_f32<kTileVecs>(a.q_tiles + r0 * a.d, a.k_block + col, a.d, p + col, kBS);
+    qk_tile_f32<kTileVecs>(a.do_tiles + r0 * a.dv, a.v_block + col, a.dv, ds + col, kBS);
+  }
+  alignas(64) float bias[KB];
+  const Reg scale = vset1(a.scale);
+  for (int r = 0; r < R; ++r) {
+    float* x = p + r * kBS;
+    float* g = ds + r * kBS;
+    std::fill(x + KB, x + kBS, 0.0f);
+    std::fill(g + KB, g + kBS, 0.0f);
+    if (begin[r] == end[r]) {
+      std::fill(x, x + KB, 0.0f);
+      std::fill(g, g + KB, 0.0f);
+      continue;
+    }
+    const float* row_bias = a.key_bias;
+    if (a.score_mask) {
+      // bias = score mask + key mask in fp32, read only where the row attends.
+      const float* mask = a.score_mask + (r0 + r) * a.score_mask_row_stride;
+      std::fill(bias, bias + KB, 0.0f);
+      for (int64_t j = begin[r]; j < end[r]; ++j)
+        bias[j] = mask[j * a.score_mask_col_stride] + a.key_bias[j];
+      row_bias = bias;
+    }
+    for (int c = 0; c < KB; c += kLanes)
+      vstore(x + c, vfmadd(vload(x + c), scale, vload(row_bias + c)));
+    // Hidden keys are -inf, not biased: their q·k may be NaN.
+    std::fill(x, x + begin[r], kNegInf);
+    std::fill(x + end[r], x + KB, kNegInf);
+    if (a.pattern_m > 0) prune_row(x, a.block_keys, a.pattern_n, a.pattern_m);
+    const Reg lse = vset1(a.lse[r0 + r]);
+    const Reg delta = vset1(a.delta[r0 + r]);
+    for (int c = 0; c < KB; c += kLanes) {
+      const Reg weight = exp_shifted(vload(x + c), lse);
+      vstore(x + c, weight);
+      vstore(g + c, vmul(weight, vsub(vload(g + c), delta)));
+    }
+  }
+}
+
+inline void backward_tiles(const BackwardTileArgs& a) {
+  for (int64_t r0 = 0; r0 < a.rows; r0 += R) backward_tile(a, r0);
+}
+
+// C[R][C vectors] += Σ_k A(r, k) B[k][C vectors].
+template <int C>
+inline void gemm_tile(const BackwardGemmArgs& g, const float* a, const float* b, float* c) {
+  Reg acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < C; ++v) acc[r][v] = vload(c + r * g.ldc + v * kLanes);
+  for (int64_t k = 0; k < g.depth; ++k) {
+    Reg row[C];
+    for (int v = 0; v < C; ++v) row[v] = vload(b + k * g.ldb + v * kLanes);
+    const float* column = a + k * g.a_k_stride;
+    for (int r = 0; r < R; ++r) {
+      const Reg weight = vbroadcast(column + r * g.a_row_stride);
+      for (int v = 0; v < C; ++v) acc[r][v] = vfmadd(weight, row[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < C; ++v) vstore(c + r * g.ldc + v * kLanes, acc[r][v]);
+}
+
+inline void backward_gemm(const BackwardGemmArgs& g) {
+  for (int64_t r0 = 0; r0 < g.rows; r0 += R) {
+    for_each_value_tile(g.cols, [&](int64_t col, auto vecs) {
+      gemm_tile<decltype(vecs)::value>(g, g.a + r0 * g.a_row_stride, g.b + col,
+                                       g.c + r0 * g.ldc + col);
+    });
+  }
+}
+
+}  // namespace dfss::kernels::DFSS_KERNEL_NS
