@@ -8,6 +8,7 @@ so torch.compile can trace them, and the forward is differentiable through the b
 from __future__ import annotations
 
 import math
+import re
 from typing import Optional
 
 import torch
@@ -145,13 +146,24 @@ def _check_tensor(t, name: str) -> None:
         raise TypeError(f"{name}: expected a dense (strided) tensor, got layout {t.layout}")
 
 
+_PATTERN = re.compile(r"(-?[0-9]+):(-?[0-9]+)")
+
+
 def _normalize_sparsity(sparsity) -> str:
+    """"dense" or "N:M"; the same rule and message as the C++ dfss::parse_pattern (kept in
+    Python so that torch.compile traces it; tests check that both agree)."""
     if sparsity is None:
         return "dense"
     if not isinstance(sparsity, str):
         raise TypeError(
             f"sparsity: expected None, \"dense\" or an \"N:M\" string, got {type(sparsity).__name__}")
-    return _C.parse_pattern(sparsity)  # ValueError naming `sparsity` if malformed
+    if sparsity == "dense":
+        return sparsity
+    match = _PATTERN.fullmatch(sparsity)
+    if match and 1 <= int(match[1]) < int(match[2]) <= 8:
+        return f"{int(match[1])}:{int(match[2])}"
+    raise ValueError(f"sparsity: expected 'dense' or 'N:M' with 1 <= N < M <= 8 (e.g. 2:4, 1:2, "
+                     f"2:8); got '{sparsity}'")
 
 
 def _normalize_mask(attn_mask: torch.Tensor, shape4: tuple[int, int, int, int]):

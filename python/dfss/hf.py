@@ -146,6 +146,8 @@ def _analyse(mask: torch.Tensor, lq: int, lk: int, windows: Sequence[int]):
 
 def _cached_analysis(mask: torch.Tensor, lq: int, lk: int, windows: tuple):
     global _last_mask, _last_key, _last_result
+    if mask.is_inference():  # no version counter to tell an in-place change: no caching
+        return _analyse(mask, lq, lk, windows)
     key = (mask.data_ptr(), tuple(mask.shape), tuple(mask.stride()), mask._version, lq, lk,
            windows)
     if _last_mask is not None and _last_mask() is mask and _last_key == key:
