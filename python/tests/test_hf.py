@@ -58,9 +58,15 @@ def test_minilm_contrastive_gradients_match_sdpa():
         grads[impl] = {n: p.grad.clone() for n, p in model.named_parameters()
                        if p.grad is not None}
     assert grads["dfss"].keys() == grads["sdpa"].keys()
+    largest = max(g.norm() for g in grads["sdpa"].values())
     for name, expected in grads["sdpa"].items():
         got = grads["dfss"][name]
-        error = (got - expected).norm() / expected.norm().clamp_min(1e-12)
+        if expected.norm() <= 1e-6 * largest:
+            # Analytically zero (the key bias: a constant added to every score of a row
+            # leaves its softmax unchanged): both must be rounding noise.
+            assert got.norm() <= 1e-6 * largest, f"{name}: {got.norm():.2e} for a zero gradient"
+            continue
+        error = (got - expected).norm() / expected.norm()
         assert error <= 1e-4, f"{name}: relative error {error:.2e}"
 
 
