@@ -213,8 +213,6 @@ def test_cuda_tensor_message():
     # Without a GPU, the message is checked on the validation function itself.
     from dfss._ops import _check_tensor
 
-    class FakeCuda:
-        pass
     t = torch.empty(0, device="meta")
     with pytest.raises(RuntimeError, match=r"dfss.attention is CPU only: q is on meta"):
         _check_tensor(t, "q")
