@@ -302,6 +302,36 @@ TEST_P(BackwardGrid, FusedIsBitIdenticalForAnyThreadCount) {
   }
 }
 
+// The library's own forward (its out and log-sum-exp, every ISA) feeding the backward: the
+// kept set the backward recomputes must be the forward's, or the gradients move far
+// beyond rounding.
+TEST_P(BackwardGrid, FusedForwardThenFusedBackward) {
+  const BackwardCase& c = GetParam();
+  const auto s = make_setup(c, 13);
+  for (Isa isa : all_isas()) {
+    if (!isa_supported(isa)) continue;
+    AttentionOptions options = s->options;
+    options.isa = isa;
+    options.threads = 2;
+    HostTensor out(Shape{c.batch, c.heads, c.lq, c.dv}, c.out, c.layout);
+    std::vector<float> lse(static_cast<size_t>(c.batch * c.heads * c.lq));
+    AttentionOptions forward = options;
+    forward.log_sum_exp = lse.data();
+    attention(s->q->view(), s->k->view(), s->v->view(), out.mutable_view(), forward);
+    Gradients g{HostTensor(s->q_shape(), c.grad), HostTensor(s->k_shape(), c.grad),
+                HostTensor(s->v_shape(), c.grad)};
+    attention_backward(s->q->view(), s->k->view(), s->v->view(), out.view(), s->d_out->view(),
+                       lse.data(), g.dq.mutable_view(), g.dk.mutable_view(), g.dv.mutable_view(),
+                       options);
+    // bf16 out rounds D = dO·O; the bf16-out cases carry that in their tolerance.
+    const double tolerance = c.out == DType::bf16 ? tolerance_for(DType::bf16) : tolerance_for(c.grad);
+    const double floor = 0.01 * joint_scale(*s);
+    EXPECT_TRUE(close_to(g.dq, s->dq, tolerance, floor)) << "dq on " << isa_name(isa);
+    EXPECT_TRUE(close_to(g.dk, s->dk, tolerance, floor)) << "dk on " << isa_name(isa);
+    EXPECT_TRUE(close_to(g.dv, s->dv, tolerance, floor)) << "dv on " << isa_name(isa);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Grid, BackwardGrid, ::testing::ValuesIn(build_grid()),
                          [](const auto& info) { return info.param.name(); });
 

@@ -12,7 +12,8 @@ from . import _C
 from ._ops import attention, attention_bwd, attention_fwd
 
 __version__ = _C.__version__
-__all__ = ["attention", "attention_fwd", "attention_bwd", "isa", "kernel_name"]
+__all__ = ["attention", "attention_fwd", "attention_bwd", "isa", "kernel_name",
+           "measure_peak_gflops"]
 
 
 def isa() -> str:
@@ -23,3 +24,9 @@ def isa() -> str:
 def kernel_name(dtype: str = "f32", sparsity: str = "dense") -> str:
     """Name of the fused kernel dfss.attention runs for a dtype ("f32", "bf16") and sparsity."""
     return _C.kernel_name(dtype, sparsity)
+
+
+def measure_peak_gflops(threads: int = 0, bf16: bool = False) -> float:
+    """The fp32 (or bf16) multiply-add rate of this CPU in GFLOP/s on `threads` threads (0: all),
+    measured by a register-only loop: the "100 %" that dfss benchmarks compare against."""
+    return _C.measure_peak_gflops(threads, bf16)

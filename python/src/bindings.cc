@@ -19,6 +19,7 @@
 #include "dfss/cpu.h"
 #include "dfss/errors.h"
 #include "dfss/version.h"
+#include "kernels/peak/peak.h"
 
 namespace py = pybind11;
 
@@ -152,5 +153,11 @@ PYBIND11_MODULE(_C, m) {
         },
         "dtype"_a = "f32", "sparsity"_a = "dense");
   m.def("isa", [] { return std::string(dfss::isa_name(dfss::resolve_isa(dfss::Isa::automatic))); });
+  m.def("measure_peak_gflops",
+        [](int threads, bool bf16) {
+          return dfss::kernels::measure_fma_peak_gflops(dfss::Isa::automatic, bf16, threads);
+        },
+        py::call_guard<py::gil_scoped_release>(), "threads"_a, "bf16"_a = false,
+        "Multiply-add rate of this CPU (GFLOP/s) on `threads` threads, as dfss bench measures it.");
   m.attr("__version__") = dfss::version();
 }
