@@ -60,7 +60,8 @@ void run(benchmark::State& state, dfss::AttentionImpl impl, dfss::DType dtype, d
 }
 
 // Decode-shaped calls: Lq query rows (1: one generated token) against Lk = 4096 keys,
-// B = 1, H = 12, d = 64, fp32, 2 threads (dfss_microbench --benchmark_filter=decode).
+// B = 1, H = 12, d = 64, fp32, on 1 and 2 threads (dfss_microbench --benchmark_filter=decode;
+// arguments Lq/threads).
 void decode(benchmark::State& state, dfss::Isa isa) {
   const int64_t heads = 12, dim = 64, lq = state.range(0), lk = 4096;
   if (!dfss::isa_supported(isa)) {
@@ -71,7 +72,7 @@ void decode(benchmark::State& state, dfss::Isa isa) {
   const std::array<int64_t, 4> q_shape{1, heads, lq, dim}, kv_shape{1, heads, lk, dim};
   dfss::AttentionOptions options;
   options.isa = isa;
-  options.threads = 2;
+  options.threads = static_cast<int>(state.range(1));
   for (auto _ : state)
     dfss::attention(dfss::const_view(in.q.data(), q_shape), dfss::const_view(in.k.data(), kv_shape),
                     dfss::const_view(in.v.data(), kv_shape),
@@ -82,7 +83,7 @@ void register_all() {
   for (auto isa : {dfss::Isa::avx512, dfss::Isa::avx2})
     benchmark::RegisterBenchmark((std::string("decode/fused/f32/") + dfss::isa_name(isa)).c_str(),
                                  decode, isa)
-        ->Arg(1)->Arg(2)->Arg(6)->Arg(48)
+        ->ArgsProduct({{1, 2, 6, 48}, {1, 2}})
         ->Unit(benchmark::kMicrosecond)->UseRealTime();
   using dfss::AttentionImpl;
   using dfss::DType;

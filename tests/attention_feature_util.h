@@ -289,9 +289,11 @@ inline void check_feature_case(const FeatureCase& c, uint64_t seed,
       const FeatureResult got = run_feature(c, inputs, impl, isa, 2, true);
       EXPECT_TRUE(all_close(got.out, reference.out, out_tolerance));
       EXPECT_TRUE(all_close(got.lse, reference.lse, lse_tolerance)) << "log_sum_exp";
-      // Without the log-sum-exp (bf16 N:M may then run other kernels on avx512_bf16).
-      const FeatureResult plain = run_feature(c, inputs, impl, isa, 2, false);
-      EXPECT_TRUE(all_close(plain.out, reference.out, out_tolerance));
+      // Without the log-sum-exp, bf16 N:M runs other kernels on avx512_bf16.
+      if (!c.pattern.dense() && c.dtype == DType::bf16) {
+        const FeatureResult plain = run_feature(c, inputs, impl, isa, 2, false);
+        EXPECT_TRUE(all_close(plain.out, reference.out, out_tolerance));
+      }
       for (int threads : {1, 3}) {
         const FeatureResult other = run_feature(c, inputs, impl, isa, threads, true);
         EXPECT_TRUE(other.out_bytes == got.out_bytes) << "threads " << threads << " vs 2 differ";

@@ -19,7 +19,7 @@ std::vector<FeatureCase> gqa_cases() {
       c.batch = 2;
       c.heads = 8;
       c.kv_heads = kv_heads;
-      c.lq = 53;
+      c.lq = 25;
       c.lk = 140;
       c.causal = kv_heads % 2 == 0;
       c.key_mask = kv_heads <= 2;

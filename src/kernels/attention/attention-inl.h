@@ -56,6 +56,58 @@ inline void pv_tile_f32(const float* p, int64_t p_stride, const float* v_cols, i
     for (int c = 0; c < C; ++c) vstore(o + r * dv_pad + c * kLanes, acc[r][c]);
 }
 
+// The single-row tile (a query block of one row: decode), where the 6-row register tile
+// would spend 5/6 of its work on zero rows. Each row's arithmetic is that of the 6-row
+// tile (same fma chains in the same order), so its results are bit-identical to it; the
+// register tile runs along the keys (scores) or the value columns instead of the rows.
+inline constexpr int kRowVecs = KB / kLanes < 8 ? KB / kLanes : 8;
+
+// s[0][KB] = row 0 of the Q tile (packed [d][R]) x the K block (packed [d][KB]).
+inline void qk_row_f32(const float* q_tile, const float* k_block, int64_t d, float* s) {
+  for (int col = 0; col < KB; col += kRowVecs * kLanes) {
+    Reg acc[kRowVecs];
+    for (int c = 0; c < kRowVecs; ++c) acc[c] = vzero();
+    for (int64_t k = 0; k < d; ++k) {
+      const Reg q = vbroadcast(q_tile + k * R);
+      for (int c = 0; c < kRowVecs; ++c)
+        acc[c] = vfmadd(q, vload(k_block + k * KB + col + c * kLanes), acc[c]);
+    }
+    for (int c = 0; c < kRowVecs; ++c) vstore(s + col + c * kLanes, acc[c]);
+  }
+}
+
+// o[C vectors] = o * alpha + p[KB] x V block columns, for one row.
+template <int C>
+inline void pv_row_f32(const float* p, const float* v_cols, int64_t dv_pad, float* o, float alpha) {
+  Reg acc[C];
+  const Reg scale = vset1(alpha);
+  for (int c = 0; c < C; ++c) acc[c] = vmul(vload(o + c * kLanes), scale);
+  for (int j = 0; j < KB; ++j) {
+    const Reg weight = vbroadcast(p + j);
+    for (int c = 0; c < C; ++c)
+      acc[c] = vfmadd(weight, vload(v_cols + j * dv_pad + c * kLanes), acc[c]);
+  }
+  for (int c = 0; c < C; ++c) vstore(o + c * kLanes, acc[c]);
+}
+
+// The last `vecs` (< kRowVecs) vectors of the value columns in one register tile.
+template <int C = 1>
+inline void pv_row_f32_rest(int64_t vecs, const float* p, const float* v_cols, int64_t dv_pad,
+                            float* o, float alpha) {
+  if constexpr (C < kRowVecs) {
+    if (vecs == C) return pv_row_f32<C>(p, v_cols, dv_pad, o, alpha);
+    pv_row_f32_rest<C + 1>(vecs, p, v_cols, dv_pad, o, alpha);
+  }
+}
+
+inline void pv_row_f32_all(const float* p, const float* v_block, int64_t dv_pad, float* o,
+                           float alpha) {
+  int64_t col = 0;
+  for (; col + kRowVecs * kLanes <= dv_pad; col += kRowVecs * kLanes)
+    pv_row_f32<kRowVecs>(p, v_block + col, dv_pad, o + col, alpha);
+  pv_row_f32_rest((dv_pad - col) / kLanes, p, v_block + col, dv_pad, o + col, alpha);
+}
+
 // Splits the value columns into register tiles of at most kTileVecs vectors.
 template <typename TileFn>
 inline void for_each_value_tile(int64_t dv_pad, TileFn&& tile) {
@@ -135,10 +187,11 @@ struct TileKeys {
 // and returns in alpha the factor that rescales the rows' previous accumulators (exactly 1
 // when the max did not move, the common case).
 inline void online_softmax_tile(float* s, const float* bias, int64_t bias_stride, float scale,
-                                const TileKeys& keys, float* m, float* l_lanes, float* alpha) {
+                                const TileKeys& keys, float* m, float* l_lanes, float* alpha,
+                                int rows = R) {
   constexpr int kVecs = KB / kLanes;
   const Reg scale_v = vset1(scale);
-  for (int r = 0; r < R; ++r) {
+  for (int r = 0; r < rows; ++r) {
     float* row = s + r * kScoreStride;
     const float* row_bias = bias + r * bias_stride;
     Reg x[kVecs];
@@ -178,8 +231,8 @@ inline int64_t window_first_key(int64_t window, int64_t row, int64_t causal_offs
 // Keys [begin, end) of the block [key0, key0 + block) that row `row` may see: causal limit,
 // sliding window and the keys present; clamped to [0, block] relative to key0.
 template <class Args>
-inline void keys_in_block(const Args& a, int64_t row, int64_t key0, int64_t block,
-                          int64_t* begin, int64_t* end) {
+inline void keys_in_block(const Args& a, int64_t row, int64_t key0, int64_t block, int64_t* begin,
+                          int64_t* end) {
   int64_t last = a.lk;
   if (a.causal) last = std::min(last, row + a.causal_offset + 1);
   *end = std::clamp<int64_t>(last - key0, 0, block);
@@ -219,8 +272,8 @@ inline bool tile_visible_keys(const Args& a, int64_t row0, int64_t last_row, int
 
 // Streams the key blocks [first_block, key_blocks) past every 6-row tile of the query block.
 template <class Tile>
-void fused_key_blocks(const FlashBlockArgs& a, int64_t tiles, int64_t last_row,
-                      int64_t first_block, int64_t key_blocks) {
+void fused_key_blocks(const FlashBlockArgs& a, int64_t tiles, int64_t last_row, int64_t first_block,
+                      int64_t key_blocks) {
   using Elem = typename Tile::Elem;
   const auto* q = static_cast<const Elem*>(a.q_packed);
   const auto* k = static_cast<const Elem*>(a.k_packed);
@@ -233,6 +286,17 @@ void fused_key_blocks(const FlashBlockArgs& a, int64_t tiles, int64_t last_row,
     const int64_t key0 = kb * KB;
     for (int64_t t = 0; t < tiles; ++t) {
       if (!tile_visible_keys(a, a.first_row + t * R, last_row, key0, KB, keys)) continue;
+      if constexpr (Tile::kFormat == PackFormat::f32) {
+        if (a.rows - t * R == 1) {  // a tile of one real row (decode)
+          qk_row_f32(q + t * Tile::q_tile_elems(a.d), k + kb * Tile::k_block_elems(a.d), a.d, s);
+          online_softmax_tile(s, a.key_bias + t * R * a.bias_row_stride + key0, a.bias_row_stride,
+                              a.scale, keys, a.row_max + t * R, a.row_sum_lanes + t * R * kLanes,
+                              alpha, 1);
+          pv_row_f32_all(s, v + kb * Tile::v_block_elems(a.dv_pad), a.dv_pad,
+                         a.o + t * R * a.dv_pad, alpha[0]);
+          continue;
+        }
+      }
       Tile::scores(q + t * Tile::q_tile_elems(a.d), k + kb * Tile::k_block_elems(a.d), a.d, s, kScoreStride);
       online_softmax_tile(s, a.key_bias + t * R * a.bias_row_stride + key0, a.bias_row_stride,
                           a.scale, keys, a.row_max + t * R, a.row_sum_lanes + t * R * kLanes,
