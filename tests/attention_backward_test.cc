@@ -324,7 +324,8 @@ TEST_P(BackwardGrid, FusedForwardThenFusedBackward) {
                        lse.data(), g.dq.mutable_view(), g.dk.mutable_view(), g.dv.mutable_view(),
                        options);
     // bf16 out rounds D = dO·O; the bf16-out cases carry that in their tolerance.
-    const double tolerance = c.out == DType::bf16 ? tolerance_for(DType::bf16) : tolerance_for(c.grad);
+    const double tolerance =
+        c.out == DType::bf16 ? tolerance_for(DType::bf16) : tolerance_for(c.grad);
     const double floor = 0.01 * joint_scale(*s);
     EXPECT_TRUE(close_to(g.dq, s->dq, tolerance, floor)) << "dq on " << isa_name(isa);
     EXPECT_TRUE(close_to(g.dk, s->dk, tolerance, floor)) << "dk on " << isa_name(isa);

@@ -96,31 +96,47 @@ inline void backward_tiles(const BackwardTileArgs& a) {
   for (int64_t r0 = 0; r0 < a.rows; r0 += R) backward_tile(a, r0);
 }
 
-// C[R][C vectors] += Σ_k A(r, k) B[k][C vectors].
-template <int C>
-inline void gemm_tile(const BackwardGemmArgs& g, const float* a, const float* b, float* c) {
+// C[R][C vectors] += Σ_k A(r, k) B[k][C vectors], with A(r, k) = a[k * a_stride + r] when
+// kKeysAsRows (A is Pᵀ or dSᵀ: the rows of C are columns of the tile) and a[r * a_stride + k]
+// otherwise. Plain arguments and a compile-time access pattern keep the accumulators in
+// registers (GCC spilled them every step when the strides came from the argument struct).
+template <int C, bool kKeysAsRows>
+inline void gemm_tile(const float* a, int64_t a_stride, const float* b, int64_t ldb, float* c,
+                      int64_t ldc, int64_t depth) {
   Reg acc[R][C];
   for (int r = 0; r < R; ++r)
-    for (int v = 0; v < C; ++v) acc[r][v] = vload(c + r * g.ldc + v * kLanes);
-  for (int64_t k = 0; k < g.depth; ++k) {
+    for (int v = 0; v < C; ++v) acc[r][v] = vload(c + r * ldc + v * kLanes);
+  for (int64_t k = 0; k < depth; ++k) {
     Reg row[C];
-    for (int v = 0; v < C; ++v) row[v] = vload(b + k * g.ldb + v * kLanes);
-    const float* column = a + k * g.a_k_stride;
+    for (int v = 0; v < C; ++v) row[v] = vload(b + k * ldb + v * kLanes);
     for (int r = 0; r < R; ++r) {
-      const Reg weight = vbroadcast(column + r * g.a_row_stride);
+      const Reg weight = vbroadcast(kKeysAsRows ? a + k * a_stride + r : a + r * a_stride + k);
       for (int v = 0; v < C; ++v) acc[r][v] = vfmadd(weight, row[v], acc[r][v]);
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int v = 0; v < C; ++v) vstore(c + r * g.ldc + v * kLanes, acc[r][v]);
+    for (int v = 0; v < C; ++v) vstore(c + r * ldc + v * kLanes, acc[r][v]);
+}
+
+template <bool kKeysAsRows>
+inline void backward_gemm_rows(const BackwardGemmArgs& g) {
+  const int64_t a_stride = kKeysAsRows ? g.a_k_stride : g.a_row_stride;
+  const int64_t row_step = kKeysAsRows ? 1 : g.a_row_stride;
+  for (int64_t r0 = 0; r0 < g.rows; r0 += R) {
+    const float* a = g.a + r0 * row_step;
+    float* c = g.c + r0 * g.ldc;
+    for_each_value_tile(g.cols, [&](int64_t col, auto vecs) {
+      gemm_tile<decltype(vecs)::value, kKeysAsRows>(a, a_stride, g.b + col, g.ldb, c + col, g.ldc,
+                                                    g.depth);
+    });
+  }
 }
 
 inline void backward_gemm(const BackwardGemmArgs& g) {
-  for (int64_t r0 = 0; r0 < g.rows; r0 += R) {
-    for_each_value_tile(g.cols, [&](int64_t col, auto vecs) {
-      gemm_tile<decltype(vecs)::value>(g, g.a + r0 * g.a_row_stride, g.b + col,
-                                       g.c + r0 * g.ldc + col);
-    });
+  if (g.a_row_stride == 1) {
+    backward_gemm_rows<true>(g);
+  } else {
+    backward_gemm_rows<false>(g);
   }
 }
 

@@ -53,7 +53,8 @@ struct BackwardTileArgs {
   float* ds = nullptr;
 };
 
-// c[r][0, cols) += Σ_k a[r * a_row_stride + k * a_k_stride] · b[k * ldb + 0, cols)
+// c[r][0, cols) += Σ_k a[r * a_row_stride + k * a_k_stride] · b[k * ldb + 0, cols), where
+// one of the two A strides is 1 (A or Aᵀ row-major),
 // for r < rows (a multiple of 6) and cols a multiple of kValueAlign: one register-tiled
 // micro-GEMM for dV += Pᵀ dO, dK += dSᵀ Q and dQ += dS K.
 struct BackwardGemmArgs {
