@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs the dependencies, builds dfss and runs the whole test suite with ctest.
-#   scripts/test.sh              Release build in build/
+# Installs the dependencies, builds dfss and runs the whole test suite: ctest, then the
+# Python package's pytest suite (scripts/test-python.sh).
+#   scripts/test.sh              Release build in build/, then the Python tests
 #   scripts/test.sh --sanitize   AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/
+#                                (C++ tests only: the Python extension is not sanitized)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -16,4 +18,7 @@ if [ "${1:-}" = "--sanitize" ]; then
 else
   bash scripts/build.sh build
   ctest --test-dir build --output-on-failure -j 2
+  # The Python package (pip-installed into .venv-torch with the pinned torch) and its pytest
+  # suite: the op against PyTorch, autograd, torch.compile, Hugging Face.
+  bash scripts/test-python.sh
 fi
