@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "attention/backward_problem.h"
 #include "attention_backward_naive.h"
 #include "attention_test_util.h"
 #include "dfss/attention.h"
@@ -299,6 +300,40 @@ TEST_P(BackwardGrid, FusedIsBitIdenticalForAnyThreadCount) {
     EXPECT_EQ(many.dq.bytes(), one.dq.bytes()) << threads << " threads";
     EXPECT_EQ(many.dk.bytes(), one.dk.bytes()) << threads << " threads";
     EXPECT_EQ(many.dv.bytes(), one.dv.bytes()) << threads << " threads";
+  }
+}
+
+// The one-pass schedule (a task per key/value head, every tile once) against the two-pass
+// one (tiles recomputed for dQ): the same micro-GEMM calls in the same order, so the same
+// bits, on every ISA, whichever the thread count picks by itself.
+TEST_P(BackwardGrid, SinglePassIsBitIdenticalToTwoPasses) {
+  const auto s = make_setup(GetParam(), 14);
+  for (Isa isa : all_isas()) {
+    if (!isa_supported(isa)) continue;
+    AttentionOptions options = s->options;
+    options.isa = isa;
+    options.threads = 2;
+    auto run = [&](detail::BackwardSchedule schedule) {
+      Gradients g{HostTensor(s->q_shape(), s->c.grad), HostTensor(s->k_shape(), s->c.grad),
+                  HostTensor(s->v_shape(), s->c.grad)};
+      g.dq.fill_storage(1234.5f), g.dk.fill_storage(1234.5f), g.dv.fill_storage(1234.5f);
+      const detail::BackwardProblem problem = detail::validate_backward(
+          s->q->view(), s->k->view(), s->v->view(), s->out->view(), s->d_out->view(), s->lse.data(),
+          g.dq.mutable_view(), g.dk.mutable_view(), g.dv.mutable_view(), options);
+      detail::run_backward_fused(problem, schedule);
+      return g;
+    };
+    const Gradients one = run(detail::BackwardSchedule::single_pass);
+    const Gradients two = run(detail::BackwardSchedule::two_pass);
+    EXPECT_EQ(one.dq.bytes(), two.dq.bytes()) << "dq on " << isa_name(isa);
+    EXPECT_EQ(one.dk.bytes(), two.dk.bytes()) << "dk on " << isa_name(isa);
+    EXPECT_EQ(one.dv.bytes(), two.dv.bytes()) << "dv on " << isa_name(isa);
+    // And the single pass is right, not just consistent.
+    const double floor = 0.01 * joint_scale(*s);
+    const double tolerance = tolerance_for(GetParam().grad);
+    EXPECT_TRUE(close_to(one.dq, s->dq_given, tolerance, floor)) << "dq on " << isa_name(isa);
+    EXPECT_TRUE(close_to(one.dk, s->dk_given, tolerance, floor)) << "dk on " << isa_name(isa);
+    EXPECT_TRUE(close_to(one.dv, s->dv_given, tolerance, floor)) << "dv on " << isa_name(isa);
   }
 }
 
