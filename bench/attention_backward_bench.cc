@@ -1,13 +1,14 @@
-// Wall time of dfss::attention_backward (fused, fp32, dense): B = 1, H = 12, d = 64, for
-// L = 1024 and 4096 (or the lengths given as arguments), median of 5 runs after a warm-up.
-// GFLOP/s counts the model's 10·L²·d per head (2.5x the forward's 4·L²·d); the fused
-// kernels execute 14·L²·d (Q·Kᵀ and dO·Vᵀ in both passes, then dV, dK and dQ).
-// Usage: dfss_backward_bench [threads] [L ...]
+// Wall time of dfss::attention_backward (fused, fp32): B = 1, H = 12, d = 64, dense or
+// N:M, for L = 1024 and 4096 (or the lengths given as arguments), median of 5 runs after a
+// warm-up. GFLOP/s counts the model's 10·L²·d per head (2.5x the forward's 4·L²·d), dense
+// or not: N:M computes every score to select the kept ones.
+// Usage: dfss_backward_bench [threads] [L ...] [dense | N:M]
 #include <algorithm>
+#include <array>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "dfss/attention.h"
@@ -15,7 +16,15 @@
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
   std::vector<int64_t> lengths;
-  for (int a = 2; a < argc; ++a) lengths.push_back(std::atoll(argv[a]));
+  dfss::SparsityPattern pattern;
+  for (int a = 2; a < argc; ++a) {
+    const std::string arg = argv[a];
+    if (arg == "dense" || arg.find(':') != std::string::npos) {
+      pattern = dfss::parse_pattern(arg, "pattern");
+    } else {
+      lengths.push_back(std::atoll(argv[a]));
+    }
+  }
   if (lengths.empty()) lengths = {1024, 4096};
   const int64_t heads = 12, d = 64;
   for (int64_t l : lengths) {
@@ -29,26 +38,11 @@ int main(int argc, char** argv) {
         x = static_cast<float>((state = state * 1664525u + 1013904223u) >> 8) / (1 << 24) - 0.5f;
     dfss::AttentionOptions options;
     options.threads = threads;
-    options.log_sum_exp = lse.data();
-    // The forward's out; the log-sum-exp in double here (the forward may not write it yet).
+    options.pattern = pattern;
+    options.log_sum_exp = lse.data();  // the forward's out and log-sum-exp feed the backward
     dfss::attention(dfss::const_view(q.data(), shape), dfss::const_view(k.data(), shape),
                     dfss::const_view(v.data(), shape), dfss::mutable_view(out.data(), shape),
                     options);
-    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-    for (int64_t h = 0; h < heads; ++h)
-      for (int64_t i = 0; i < l; ++i) {
-        std::vector<double> s(static_cast<size_t>(l));
-        double max = -INFINITY, sum = 0.0;
-        for (int64_t j = 0; j < l; ++j) {
-          double dot = 0.0;
-          for (int64_t c = 0; c < d; ++c)
-            dot += double(q[((h * l) + i) * d + c]) * k[((h * l) + j) * d + c];
-          s[j] = dot * scale;
-          max = std::max(max, s[j]);
-        }
-        for (double x : s) sum += std::exp(x - max);
-        lse[h * l + i] = static_cast<float>(max + std::log(sum));
-      }
     options.log_sum_exp = nullptr;
     auto run = [&] {
       const auto start = std::chrono::steady_clock::now();
@@ -66,10 +60,10 @@ int main(int argc, char** argv) {
     const double median = times[2];
     const double flops = 10.0 * double(l) * double(l) * double(d) * double(heads);
     std::printf(
-        "backward on %s: L=%lld H=%lld d=%lld threads=%d: median %.1f ms, %.1f GFLOP/s "
-        "(10*L^2*d/head), %.1f executed\n",
-        dfss::isa_name(dfss::resolve_isa(dfss::Isa::automatic)), static_cast<long long>(l),
-        static_cast<long long>(heads), static_cast<long long>(d), threads, median * 1e3,
-        flops / median * 1e-9, 1.4 * flops / median * 1e-9);
+        "backward on %s, %s: L=%lld H=%lld d=%lld threads=%d: median %.1f ms, %.1f GFLOP/s "
+        "(10*L^2*d/head)\n",
+        dfss::isa_name(dfss::resolve_isa(dfss::Isa::automatic)), pattern.to_string().c_str(),
+        static_cast<long long>(l), static_cast<long long>(heads), static_cast<long long>(d),
+        threads, median * 1e3, flops / median * 1e-9);
   }
 }

@@ -1,9 +1,13 @@
 // attention_backward: the reference against a naive double implementation written here and
 // against central finite differences; the fused implementation on every ISA this CPU
 // supports against the naive gradients over a grid of shapes, GQA ratios, masks, windows,
-// dtypes, layouts and N:M patterns; thread-count determinism; errors; empty rows.
+// dtypes, layouts and N:M patterns; thread-count determinism; the single-pass schedule
+// against the two-pass one, bit for bit; the tile's N:M pruning against
+// sparse::select_group; errors; empty rows.
 #include <gtest/gtest.h>
 
+#include <array>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -12,10 +16,13 @@
 #include <string>
 #include <vector>
 
+#include "attention/backward_problem.h"
 #include "attention_backward_naive.h"
 #include "attention_test_util.h"
 #include "dfss/attention.h"
 #include "dfss/errors.h"
+#include "kernels/attention_backward/backward_kernels.h"
+#include "sparse/nm_selection.h"
 #include "test_helpers.h"
 
 namespace dfss::test {
@@ -302,6 +309,40 @@ TEST_P(BackwardGrid, FusedIsBitIdenticalForAnyThreadCount) {
   }
 }
 
+// The one-pass schedule (a task per key/value head, every tile once) against the two-pass
+// one (tiles recomputed for dQ): the same micro-GEMM calls in the same order, so the same
+// bits, on every ISA, whichever the thread count picks by itself.
+TEST_P(BackwardGrid, SinglePassIsBitIdenticalToTwoPasses) {
+  const auto s = make_setup(GetParam(), 14);
+  for (Isa isa : all_isas()) {
+    if (!isa_supported(isa)) continue;
+    AttentionOptions options = s->options;
+    options.isa = isa;
+    options.threads = 2;
+    auto run = [&](detail::BackwardSchedule schedule) {
+      Gradients g{HostTensor(s->q_shape(), s->c.grad), HostTensor(s->k_shape(), s->c.grad),
+                  HostTensor(s->v_shape(), s->c.grad)};
+      g.dq.fill_storage(1234.5f), g.dk.fill_storage(1234.5f), g.dv.fill_storage(1234.5f);
+      const detail::BackwardProblem problem = detail::validate_backward(
+          s->q->view(), s->k->view(), s->v->view(), s->out->view(), s->d_out->view(), s->lse.data(),
+          g.dq.mutable_view(), g.dk.mutable_view(), g.dv.mutable_view(), options);
+      detail::run_backward_fused(problem, schedule);
+      return g;
+    };
+    const Gradients one = run(detail::BackwardSchedule::single_pass);
+    const Gradients two = run(detail::BackwardSchedule::two_pass);
+    EXPECT_EQ(one.dq.bytes(), two.dq.bytes()) << "dq on " << isa_name(isa);
+    EXPECT_EQ(one.dk.bytes(), two.dk.bytes()) << "dk on " << isa_name(isa);
+    EXPECT_EQ(one.dv.bytes(), two.dv.bytes()) << "dv on " << isa_name(isa);
+    // And the single pass is right, not just consistent.
+    const double floor = 0.01 * joint_scale(*s);
+    const double tolerance = tolerance_for(GetParam().grad);
+    EXPECT_TRUE(close_to(one.dq, s->dq_given, tolerance, floor)) << "dq on " << isa_name(isa);
+    EXPECT_TRUE(close_to(one.dk, s->dk_given, tolerance, floor)) << "dk on " << isa_name(isa);
+    EXPECT_TRUE(close_to(one.dv, s->dv_given, tolerance, floor)) << "dv on " << isa_name(isa);
+  }
+}
+
 // The library's own forward (its out and log-sum-exp, every ISA) feeding the backward: the
 // kept set the backward recomputes must be the forward's, or the gradients move far
 // beyond rounding.
@@ -393,6 +434,61 @@ TEST(AttentionBackward, ReferenceMatchesFiniteDifferencesSparse) {
 
 // Rows that see no key (valid length 0, causal with Lq > Lk, a window past the keys) get
 // zero gradients, and keys nobody attends to get zero dk and dv; nothing is NaN.
+// The backward tile's N:M pruning (counted for all columns at once) keeps exactly the set
+// of sparse::select_group on every ISA, for every pattern, on rows made of ties, ±0, ±inf,
+// NaN and -inf-masked runs, and on plain random rows.
+TEST(AttentionBackward, PruneKeepsTheSelectGroupSet) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float specials[] = {-kInf, kInf, nan, 0.0f, -0.0f, 1.0f, -1.0f, 2.0f, 1e30f, -1e30f};
+  Random random(21);
+  for (Isa isa : all_isas()) {
+    if (!isa_supported(isa)) continue;
+    const kernels::BackwardKernels& k = kernels::backward_kernels(isa);
+    for (int m = 2; m <= 8; ++m) {
+      const int64_t block_keys = kernels::backward_block_keys(m);
+      for (int n = 1; n < m; ++n) {
+        for (int trial = 0; trial < 300; ++trial) {
+          std::array<float, kernels::kKeyBlock> row;
+          row.fill(-kInf);
+          const int kind = trial % 4;
+          for (int64_t j = 0; j < block_keys; ++j) {
+            const float special = specials[random.integer(0, std::size(specials) - 1)];
+            const float plain = random.uniform(-3.0f, 3.0f);
+            // Specials only, a mix, plain values, or groups of one repeated value.
+            row[j] = kind == 0   ? special
+                     : kind == 1 ? (random.integer(0, 1) ? special : plain)
+                     : kind == 2 ? plain
+                     : j % m == 0 || random.integer(0, 3) == 0 ? special
+                                                               : row[j - 1];
+          }
+          if (trial % 5 == 0) {  // a masked run, as causal or window limits leave
+            const int64_t begin = random.integer(0, block_keys),
+                          end = random.integer(begin, block_keys);
+            std::fill(row.begin() + begin, row.begin() + end, -kInf);
+          }
+          std::array<float, kernels::kKeyBlock> want = row, got = row;
+          for (int64_t g = 0; g < block_keys; g += m) {
+            int kept[8];
+            sparse::select_group(row.data() + g, m, n, m, kept);
+            for (int t = 0, next = 0; t < m; ++t) {
+              if (next < n && kept[next] == t) {
+                ++next;
+              } else {
+                want[g + t] = -kInf;
+              }
+            }
+          }
+          k.prune(got.data(), n, m);
+          for (int64_t j = 0; j < kernels::kKeyBlock; ++j) {
+            ASSERT_EQ(std::bit_cast<uint32_t>(got[j]), std::bit_cast<uint32_t>(want[j]))
+                << isa_name(isa) << " " << n << ":" << m << " trial " << trial << " column " << j;
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(AttentionBackward, RowsThatSeeNothingGiveZeros) {
   const BackwardCase c{2, 2, 1, 40, 10, 32, 32, true, 3, ScoreMask::none, KeyMask::lengths};
   const auto s = make_setup(c, 5, {10, 0});

@@ -1,9 +1,13 @@
 // Fused attention backward (flash-attention-2 style): no Lq x Lk buffer. The score tiles
-// are recomputed from Q, K and the forward's log-sum-exp, twice: pass 1 owns a key block
-// of one key/value head and sums dK and dV over every query row of the heads that read it;
-// pass 2 owns a block of query rows and sums dQ over the key blocks. Each gradient element
-// is summed by one task in a fixed order, so results do not depend on the thread count,
-// and no atomics are needed.
+// are recomputed from Q, K and the forward's log-sum-exp. With enough key/value heads to
+// keep the threads busy, one pass: a task owns a key/value head, walks its key blocks and,
+// per tile, adds to dV, dK and to a per-thread dQ accumulator of the head's query rows.
+// Otherwise two passes, which compute every tile twice but split finer: pass 1 owns a key
+// block and sums dK and dV over every query row of the heads that read it; pass 2 owns a
+// block of query rows and sums dQ over the key blocks. Both schedules run the same
+// micro-GEMM calls on the same accumulators in the same order (dK, dV: heads, then query
+// blocks ascending; dQ: key blocks ascending), so they give the same bits, whatever the
+// thread count, with no atomics.
 #include <omp.h>
 
 #include <algorithm>
@@ -25,10 +29,28 @@ using kernels::kTileRows;
 // Packed operands of a chunk of key/value heads (with their query heads) stay within
 // this many bytes.
 constexpr int64_t kChunkBytes = 64 << 20;
+// The single pass's dQ accumulators ([query heads per key/value head][Lq][d] per thread)
+// stay within this many bytes for all threads together; beyond, two passes.
+constexpr int64_t kSinglePassBytes = 32 << 20;
 
 struct ThreadScratch {
   AlignedBuffer p, ds, dk, dv, dq;
+  AlignedBuffer dq_heads;  // single pass: [group][lq_pad][d_pad]
 };
+
+// Whether query rows [row0, row0 + rows) attend any key of the block at key0 (causal,
+// window and keys present): the one test both schedules use to skip a tile, so that they
+// run the same micro-GEMM calls.
+bool tile_visible(const AttentionProblem& p, const BackwardGeometry& g, int64_t present,
+                  int64_t key0, int64_t row0, int64_t rows) {
+  const int64_t key_end = std::min(key0 + g.block_keys, present);
+  if (key_end <= key0) return false;
+  const int64_t offset = p.lk - p.lq;
+  // The last row sees the most keys to the left, the first row the most to the right.
+  if (p.causal && row0 + rows - 1 + offset < key0) return false;
+  if (p.window > 0 && row0 + offset - p.window + 1 >= key_end) return false;
+  return true;
+}
 
 // Arguments common to both passes for query head h of batch b over key block `block`.
 kernels::BackwardTileArgs tile_args(const BackwardProblem& problem, const BackwardGeometry& g,
@@ -75,7 +97,7 @@ int64_t rows_padded(int64_t rows) {
 
 }  // namespace
 
-void run_backward_fused(const BackwardProblem& problem) {
+void run_backward_fused(const BackwardProblem& problem, BackwardSchedule schedule) {
   const AttentionProblem& p = problem.forward;
   if (p.batch == 0 || p.kv_heads == 0) return;
   const kernels::BackwardKernels& kernels = kernels::backward_kernels(p.isa);
@@ -96,6 +118,10 @@ void run_backward_fused(const BackwardProblem& problem) {
   auto queries_of = [&](int64_t slot) {
     return query_head_at(g, packed_queries.get() + slot * g.head_floats);
   };
+  const int64_t dq_heads_bytes = group * g.lq_pad * g.d_pad * 4;
+  const bool single_pass_fits =
+      schedule == BackwardSchedule::single_pass ||
+      (schedule == BackwardSchedule::automatic && p.threads * dq_heads_bytes <= kSinglePassBytes);
   // Per-thread scratch, allocated here so that a bad_alloc reaches the caller.
   std::vector<ThreadScratch> scratch(static_cast<size_t>(p.threads));
   for (ThreadScratch& t : scratch) {
@@ -104,7 +130,67 @@ void run_backward_fused(const BackwardProblem& problem) {
     t.dk = allocate_aligned(kBackwardStride * g.d_pad * 4);
     t.dv = allocate_aligned(kBackwardStride * g.dv_pad * 4);
     t.dq = allocate_aligned(kBackwardRows * g.d_pad * 4);
+    if (single_pass_fits) t.dq_heads = allocate_aligned(dq_heads_bytes);
   }
+  // One task per key/value head does 10 of the 14 L²d units of two passes; it pays while
+  // the heads split evenly enough over the threads (ceil(chunk / threads) * 10 against
+  // chunk * 14 / threads).
+  auto single_pass = [&](int64_t chunk) {
+    if (schedule != BackwardSchedule::automatic) return schedule == BackwardSchedule::single_pass;
+    const int64_t rounds = (chunk + p.threads - 1) / p.threads;
+    return single_pass_fits && 5 * rounds * p.threads <= 7 * chunk;
+  };
+  auto visible = [&](int64_t b, int64_t block, int64_t row0) {
+    return tile_visible(p, g, backward_keys_present(p, b), block * g.block_keys, row0,
+                        std::min(kBackwardRows, p.lq - row0));
+  };
+  // The tile of query rows row0.. of head h against key block `block`; dV += Pᵀ dO and
+  // dK += dSᵀ Q when key_grads, dq += dS K when dq is given (dK and dQ times the scale
+  // when stored).
+  auto tile_step = [&](const ThreadScratch& t, int64_t slot, int64_t b, int64_t h, int64_t block,
+                       int64_t row0, bool key_grads, float* dq) {
+    const int64_t kvh = h / group;
+    const PackedKeyHead keys = keys_of(slot);
+    const PackedQueryHead queries = queries_of(slot * group + h - kvh * group);
+    const float* bias = key_bias.get() + b * g.key_blocks * kKeyBlock;
+    const kernels::BackwardTileArgs a =
+        tile_args(problem, g, b, h, keys, queries, bias, block, row0, t);
+    kernels.tiles(a);
+    kernels::BackwardGemmArgs gemm;
+    if (key_grads) {
+      gemm.a = t.p.get();
+      gemm.a_row_stride = 1;  // rows of C are keys: columns of P
+      gemm.a_k_stride = kBackwardStride;
+      gemm.b = queries.do_rows + row0 * g.dv_pad;
+      gemm.ldb = g.dv_pad;
+      gemm.c = t.dv.get();
+      gemm.ldc = g.dv_pad;
+      gemm.rows = kBackwardStride;
+      gemm.cols = g.dv_pad;
+      gemm.depth = rows_padded(a.rows);
+      kernels.gemm(gemm);  // dV += Pᵀ dO
+      gemm.a = t.ds.get();
+      gemm.b = queries.q_rows + row0 * g.d_pad;
+      gemm.ldb = g.d_pad;
+      gemm.c = t.dk.get();
+      gemm.ldc = g.d_pad;
+      gemm.cols = g.d_pad;
+      kernels.gemm(gemm);  // dK += dSᵀ Q
+    }
+    if (dq) {
+      gemm.a = t.ds.get();
+      gemm.a_row_stride = kBackwardStride;
+      gemm.a_k_stride = 1;
+      gemm.b = keys.k_rows + block * kKeyBlock * g.d_pad;
+      gemm.ldb = g.d_pad;
+      gemm.c = dq;
+      gemm.ldc = g.d_pad;
+      gemm.rows = rows_padded(a.rows);
+      gemm.cols = g.d_pad;
+      gemm.depth = g.block_keys;
+      kernels.gemm(gemm);  // dQ += dS K
+    }
+  };
 
 #pragma omp parallel num_threads(p.threads)
   {
@@ -128,49 +214,48 @@ void run_backward_fused(const BackwardProblem& problem) {
         }
       }
 
+      if (single_pass(chunk)) {
+        // One task per key/value head: every tile once.
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t slot = 0; slot < chunk; ++slot) {
+          const int64_t b = (chunk0 + slot) / p.kv_heads, kvh = (chunk0 + slot) % p.kv_heads;
+          float* dq_heads = mine.dq_heads.get();
+          std::fill(dq_heads, dq_heads + group * g.lq_pad * g.d_pad, 0.0f);
+          for (int64_t block = 0; block < g.key_blocks; ++block) {
+            std::fill(mine.dk.get(), mine.dk.get() + kBackwardStride * g.d_pad, 0.0f);
+            std::fill(mine.dv.get(), mine.dv.get() + kBackwardStride * g.dv_pad, 0.0f);
+            for (int64_t hs = 0; hs < group; ++hs) {
+              for (int64_t row0 = 0; row0 < p.lq; row0 += kBackwardRows) {
+                if (!visible(b, block, row0)) continue;
+                tile_step(mine, slot, b, kvh * group + hs, block, row0, true,
+                          dq_heads + (hs * g.lq_pad + row0) * g.d_pad);
+              }
+            }
+            store_key_gradients(problem, g, b, kvh, block * g.block_keys, mine.dk.get(),
+                                mine.dv.get());
+          }
+          for (int64_t hs = 0; hs < group; ++hs)
+            for (int64_t row0 = 0; row0 < p.lq; row0 += kBackwardRows)
+              store_query_gradients(problem, g, b, kvh * group + hs, row0,
+                                    std::min(kBackwardRows, p.lq - row0),
+                                    dq_heads + (hs * g.lq_pad + row0) * g.d_pad);
+        }
+        continue;
+      }
+
       // Pass 1: dK and dV of one key block.
 #pragma omp for schedule(dynamic, 1)
       for (int64_t task = 0; task < chunk * g.key_blocks; ++task) {
         const int64_t slot = task / g.key_blocks, block = task % g.key_blocks;
         const int64_t b = (chunk0 + slot) / p.kv_heads, kvh = (chunk0 + slot) % p.kv_heads;
-        const int64_t key0 = block * g.block_keys;
         std::fill(mine.dk.get(), mine.dk.get() + kBackwardStride * g.d_pad, 0.0f);
         std::fill(mine.dv.get(), mine.dv.get() + kBackwardStride * g.dv_pad, 0.0f);
-        // The query rows that see any key of the block (causal and window limits).
-        const int64_t key_end = std::min(key0 + g.block_keys, backward_keys_present(p, b));
-        int64_t row_begin = 0, row_end = key_end > key0 ? p.lq : 0;
-        if (p.causal) row_begin = std::max<int64_t>(0, key0 - (p.lk - p.lq));
-        if (p.window > 0) row_end = std::min(row_end, key_end - 1 - (p.lk - p.lq) + p.window);
-        const float* bias = key_bias.get() + b * g.key_blocks * kKeyBlock;
         for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
-          const PackedQueryHead queries = queries_of(slot * group + h - kvh * group);
-          for (int64_t row0 = std::max<int64_t>(row_begin, 0) / kBackwardRows * kBackwardRows;
-               row0 < row_end; row0 += kBackwardRows) {
-            const kernels::BackwardTileArgs a =
-                tile_args(problem, g, b, h, keys_of(slot), queries, bias, block, row0, mine);
-            kernels.tiles(a);
-            kernels::BackwardGemmArgs gemm;
-            gemm.a = mine.p.get();
-            gemm.a_row_stride = 1;  // rows of C are keys: columns of P
-            gemm.a_k_stride = kBackwardStride;
-            gemm.b = queries.do_rows + row0 * g.dv_pad;
-            gemm.ldb = g.dv_pad;
-            gemm.c = mine.dv.get();
-            gemm.ldc = g.dv_pad;
-            gemm.rows = kBackwardStride;
-            gemm.cols = g.dv_pad;
-            gemm.depth = rows_padded(a.rows);
-            kernels.gemm(gemm);  // dV += Pᵀ dO
-            gemm.a = mine.ds.get();
-            gemm.b = queries.q_rows + row0 * g.d_pad;
-            gemm.ldb = g.d_pad;
-            gemm.c = mine.dk.get();
-            gemm.ldc = g.d_pad;
-            gemm.cols = g.d_pad;
-            kernels.gemm(gemm);  // dK += dSᵀ Q (times scale when stored)
+          for (int64_t row0 = 0; row0 < p.lq; row0 += kBackwardRows) {
+            if (visible(b, block, row0)) tile_step(mine, slot, b, h, block, row0, true, nullptr);
           }
         }
-        store_key_gradients(problem, g, b, kvh, key0, mine.dk.get(), mine.dv.get());
+        store_key_gradients(problem, g, b, kvh, block * g.block_keys, mine.dk.get(), mine.dv.get());
       }
 
       // Pass 2: dQ of one block of query rows.
@@ -181,32 +266,13 @@ void run_backward_fused(const BackwardProblem& problem) {
         const int64_t b = (chunk0 + slot) / p.kv_heads, kvh = (chunk0 + slot) % p.kv_heads;
         const int64_t h = kvh * group + head_slot % group;
         const int64_t row0 = task % query_blocks * kBackwardRows;
-        const int64_t rows = std::min(kBackwardRows, p.lq - row0);
         std::fill(mine.dq.get(), mine.dq.get() + kBackwardRows * g.d_pad, 0.0f);
-        // The keys any row of the block sees.
-        int64_t key_begin = 0, key_end = backward_keys_present(p, b);
-        if (p.causal) key_end = std::min(key_end, row0 + rows + (p.lk - p.lq));
-        if (p.window > 0) key_begin = std::max<int64_t>(0, row0 + (p.lk - p.lq) - p.window + 1);
-        const float* bias = key_bias.get() + b * g.key_blocks * kKeyBlock;
-        const PackedKeyHead keys = keys_of(slot);
-        for (int64_t block = key_begin / g.block_keys; block * g.block_keys < key_end; ++block) {
-          const kernels::BackwardTileArgs a =
-              tile_args(problem, g, b, h, keys, queries_of(head_slot), bias, block, row0, mine);
-          kernels.tiles(a);
-          kernels::BackwardGemmArgs gemm;
-          gemm.a = mine.ds.get();
-          gemm.a_row_stride = kBackwardStride;
-          gemm.a_k_stride = 1;
-          gemm.b = keys.k_rows + block * kKeyBlock * g.d_pad;
-          gemm.ldb = g.d_pad;
-          gemm.c = mine.dq.get();
-          gemm.ldc = g.d_pad;
-          gemm.rows = rows_padded(rows);
-          gemm.cols = g.d_pad;
-          gemm.depth = g.block_keys;
-          kernels.gemm(gemm);  // dQ += dS K (times scale when stored)
+        for (int64_t block = 0; block < g.key_blocks; ++block) {
+          if (visible(b, block, row0))
+            tile_step(mine, slot, b, h, block, row0, false, mine.dq.get());
         }
-        store_query_gradients(problem, g, b, h, row0, rows, mine.dq.get());
+        store_query_gradients(problem, g, b, h, row0, std::min(kBackwardRows, p.lq - row0),
+                              mine.dq.get());
       }
     }
   }

@@ -23,8 +23,13 @@ BackwardProblem validate_backward(const ConstTensorView& q, const ConstTensorVie
                                   const TensorView& dq, const TensorView& dk, const TensorView& dv,
                                   const AttentionOptions& options);
 
+// How the fused backward visits the tiles: automatic picks by the parallelism and memory;
+// the others force a schedule (tests: both give the same bits).
+enum class BackwardSchedule { automatic, single_pass, two_pass };
+
 // Implementations; each writes every element of dq, dk and dv.
 void run_backward_reference(const BackwardProblem& problem);
-void run_backward_fused(const BackwardProblem& problem);
+void run_backward_fused(const BackwardProblem& problem,
+                        BackwardSchedule schedule = BackwardSchedule::automatic);
 
 }  // namespace dfss::detail

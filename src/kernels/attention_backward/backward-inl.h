@@ -1,6 +1,7 @@
 // The attention backward kernel body, written once and compiled per ISA after
 // attention-inl.h, whose qk_tile_f32 (the forward's fp32 fma chain, so the scores and the
-// N:M kept set are the forward's bits) and exp_shifted it reuses.
+// N:M kept set are the forward's bits) and exp_shifted it reuses, and after the ISA's
+// prune_row_fast (kernels/simd/nm_prune_*-inl.h).
 
 namespace dfss::kernels::DFSS_KERNEL_NS {
 
@@ -17,24 +18,51 @@ inline void attended_columns(const BackwardTileArgs& a, int64_t i, int64_t& begi
   if (begin > end) begin = end;
 }
 
-// Drops (to -inf) the entries of x[0, block_keys) that the N:M selection does not keep.
-inline void prune_row(float* x, int64_t block_keys, int n, int m) {
-  int kept[8];
-  for (int64_t g = 0; g < block_keys; g += m) {
-    sparse::select_group(x + g, m, n, m, kept);
-    int next = 0;
-    for (int t = 0; t < m; ++t) {
-      if (next < n && kept[next] == t) {
-        ++next;
-      } else {
-        x[g + t] = kNegInf;
-      }
+// In-group positions of the block's columns, j % m, for prune_row.
+inline void group_positions(int m, int32_t* pos) {
+  for (int j = 0, t = 0; j < KB; ++j, t = t + 1 == m ? 0 : t + 1) pos[j] = t;
+}
+
+// Drops (to -inf) the entries of x[0, KB) that the N:M selection does not keep; columns
+// past the block's whole groups must be -inf already. sparse::select_group's rule, for all
+// columns at once: entry j is kept when fewer than n members of its group outrank it,
+// counted against shifted copies of the row with branch-free loops that GCC vectorizes
+// (the scalar per-group selection took as long as the tile's arithmetic).
+inline void prune_row_generic(float* x, const int32_t* pos, int n, int m) {
+  constexpr int kPad = 8;  // shifts reach at most 7 columns out
+  alignas(64) float keys[kPad + KB + kPad];
+  alignas(64) int32_t above[KB];
+  std::fill(keys, keys + kPad, 0.0f);
+  std::fill(keys + kPad + KB, keys + kPad + KB + kPad, 0.0f);
+  float* key = keys + kPad;
+  for (int j = 0; j < KB; ++j) {
+    key[j] = std::isnan(x[j]) ? INFINITY : x[j];  // NaN ranks as +inf
+    above[j] = 0;
+  }
+  for (int s = 1; s < m; ++s) {
+    // The member s columns later outranks j when larger; s columns earlier, when not smaller.
+    for (int j = 0; j < KB; ++j) {
+      above[j] += static_cast<int32_t>((pos[j] + s < m) & (key[j + s] > key[j])) +
+                  static_cast<int32_t>((pos[j] >= s) & (key[j - s] >= key[j]));
     }
   }
+  for (int j = 0; j < KB; ++j) x[j] = above[j] < n ? x[j] : kNegInf;
+}
+
+// M = 2, 4, 8 in registers where the ISA can (prune_row_fast), any M otherwise.
+inline void prune_row(float* x, const int32_t* pos, int n, int m) {
+  if (!prune_row_fast(x, n, m)) prune_row_generic(x, pos, n, m);
+}
+
+// One row for the tests: x[0, KB) with whole groups up to backward_block_keys(m), -inf past.
+inline void backward_prune(float* x, int n, int m) {
+  alignas(64) int32_t pos[KB];
+  group_positions(m, pos);
+  prune_row(x, pos, n, m);
 }
 
 // P and dS of one 6-row tile (rows r0 .. r0 + 5 of the block).
-inline void backward_tile(const BackwardTileArgs& a, int64_t r0) {
+inline void backward_tile(const BackwardTileArgs& a, int64_t r0, const int32_t* pos) {
   float* p = a.p + r0 * kBS;
   float* ds = a.ds + r0 * kBS;
   int64_t begin[R], end[R];
@@ -81,7 +109,7 @@ inline void backward_tile(const BackwardTileArgs& a, int64_t r0) {
     // Hidden keys are -inf, not biased: their q·k may be NaN.
     std::fill(x, x + begin[r], kNegInf);
     std::fill(x + end[r], x + KB, kNegInf);
-    if (a.pattern_m > 0) prune_row(x, a.block_keys, a.pattern_n, a.pattern_m);
+    if (a.pattern_m > 0) prune_row(x, pos, a.pattern_n, a.pattern_m);
     const Reg lse = vset1(a.lse[r0 + r]);
     const Reg delta = vset1(a.delta[r0 + r]);
     for (int c = 0; c < KB; c += kLanes) {
@@ -93,7 +121,9 @@ inline void backward_tile(const BackwardTileArgs& a, int64_t r0) {
 }
 
 inline void backward_tiles(const BackwardTileArgs& a) {
-  for (int64_t r0 = 0; r0 < a.rows; r0 += R) backward_tile(a, r0);
+  alignas(64) int32_t pos[KB];
+  if (a.pattern_m > 0) group_positions(a.pattern_m, pos);
+  for (int64_t r0 = 0; r0 < a.rows; r0 += R) backward_tile(a, r0, pos);
 }
 
 // C[R][C vectors] += Σ_k A(r, k) B[k][C vectors], with A(r, k) = a[k * a_stride + r] when

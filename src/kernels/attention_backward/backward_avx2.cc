@@ -9,6 +9,7 @@
 #include "kernels/simd/vec_avx2-inl.h"
 // clang-format off
 #include "kernels/attention/attention-inl.h"
+#include "kernels/simd/nm_prune_avx2-inl.h"
 #include "kernels/attention_backward/backward-inl.h"
 // clang-format on
 
@@ -16,7 +17,7 @@ namespace dfss::kernels {
 
 const BackwardKernels& backward_kernels_avx2() {
   static const BackwardKernels kernels{"f32_attn_bwd_r6k128__avx2", &avx2::backward_tiles,
-                                       &avx2::backward_gemm};
+                                       &avx2::backward_gemm, &avx2::backward_prune};
   return kernels;
 }
 

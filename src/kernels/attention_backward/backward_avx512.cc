@@ -10,6 +10,8 @@
 #include "kernels/simd/vec_avx512-inl.h"
 // clang-format off
 #include "kernels/attention/attention-inl.h"
+#include "kernels/simd/nm_select_avx512-inl.h"
+#include "kernels/simd/nm_prune_avx512-inl.h"
 #include "kernels/attention_backward/backward-inl.h"
 // clang-format on
 
@@ -17,7 +19,7 @@ namespace dfss::kernels {
 
 const BackwardKernels& backward_kernels_avx512() {
   static const BackwardKernels kernels{"f32_attn_bwd_r6k128__avx512", &avx512::backward_tiles,
-                                       &avx512::backward_gemm};
+                                       &avx512::backward_gemm, &avx512::backward_prune};
   return kernels;
 }
 

@@ -71,6 +71,9 @@ struct BackwardKernels {
   const char* name;
   void (*tiles)(const BackwardTileArgs& args);
   void (*gemm)(const BackwardGemmArgs& args);
+  // The N:M pruning of one tile row (tests): x[0, 128) holds whole groups of m up to
+  // backward_block_keys(m) and -inf past them; entries not kept become -inf.
+  void (*prune)(float* x, int n, int m);
 };
 
 // The kernels for an ISA (already resolved and supported).

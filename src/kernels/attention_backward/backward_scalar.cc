@@ -7,6 +7,7 @@
 #include "kernels/simd/vec_scalar-inl.h"
 // clang-format off
 #include "kernels/attention/attention-inl.h"
+#include "kernels/simd/nm_prune_generic-inl.h"
 #include "kernels/attention_backward/backward-inl.h"
 // clang-format on
 
@@ -14,7 +15,7 @@ namespace dfss::kernels {
 
 const BackwardKernels& backward_kernels_scalar() {
   static const BackwardKernels kernels{"f32_attn_bwd_r6k128__scalar", &scalar::backward_tiles,
-                                       &scalar::backward_gemm};
+                                       &scalar::backward_gemm, &scalar::backward_prune};
   return kernels;
 }
 
