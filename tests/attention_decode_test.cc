@@ -1,9 +1,8 @@
-// Decode (Lq = 1): the fused kernels run a single-row tile there; its arithmetic is the
-// 6-row tile's, so a row computed alone must equal, bit for bit, the same row computed in
-// a block of 7 (one full tile and a single-row one).
+// Decode (Lq = 1): a row computed alone runs the direct decode path (K and V read in
+// place, dot products along d), the same row in a block of 7 x 2 heads the packed kernels;
+// they agree to rounding.
 #include <gtest/gtest.h>
 
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -13,7 +12,7 @@
 namespace dfss::test {
 namespace {
 
-TEST(Decode, SingleRowEqualsTheSameRowInABlock) {
+TEST(Decode, SingleRowMatchesTheSameRowInABlock) {
   constexpr int64_t kRows = 7, kKeys = 300, kDim = 40, kValueDim = 80;
   HostTensor q({1, 2, kRows, kDim}, DType::f32), k({1, 1, kKeys, kDim}, DType::f32);
   HostTensor v({1, 1, kKeys, kValueDim}, DType::f32);
@@ -43,9 +42,9 @@ TEST(Decode, SingleRowEqualsTheSameRowInABlock) {
       for (int64_t h = 0; h < 2; ++h) {
         for (int64_t x = 0; x < kValueDim; ++x) {
           const float got = row_out.get(0, h, 0, x), want = block_out.get(0, h, i, x);
-          ASSERT_EQ(std::memcmp(&got, &want, 4), 0) << "row " << i << " head " << h << " col " << x;
+          ASSERT_NEAR(got, want, 1e-5f) << "row " << i << " head " << h << " col " << x;
         }
-        EXPECT_EQ(row_lse[static_cast<size_t>(h)], block_lse[static_cast<size_t>(h * kRows + i)]);
+        EXPECT_NEAR(row_lse[static_cast<size_t>(h)], block_lse[static_cast<size_t>(h * kRows + i)], 1e-5f);
       }
       options.window = 200;
     }

@@ -7,7 +7,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <bit>
 #include <climits>
+#include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -27,6 +30,137 @@ constexpr int64_t kBlockRows = 8 * kTileRows;
 // Packed K and V of one head group stay within this many bytes.
 constexpr int64_t kGroupBytes = 32 << 20;
 
+// Direct decode: with at most this many query rows per key/value head, packing K and V
+// costs as much as the attention, so the kernel reads them in place instead.
+constexpr int64_t kDecodeMaxRows = 8;
+// Keys per decode task. Fixed (not derived from the thread count) so that the segments,
+// and hence the bits of their merge, are the same for any thread count; small enough that
+// one (batch, key/value head) of a 4096-key cache still feeds 8 threads.
+constexpr int64_t kDecodeSegmentKeys = 512;
+
+bool decode_direct_applies(const AttentionProblem& p, const kernels::AttentionKernels& kernels) {
+  return p.pattern.dense() && kernels.decode_segment != nullptr &&
+         p.lq * (p.heads / p.kv_heads) <= kDecodeMaxRows && p.k.stride[3] == 1 &&
+         p.v.stride[3] == 1;
+}
+
+float load_float(const ConstTensorView& t, int64_t offset) {
+  if (t.dtype == DType::f32) return static_cast<const float*>(t.data)[offset];
+  return std::bit_cast<float>(uint32_t{static_cast<const uint16_t*>(t.data)[offset]} << 16);
+}
+
+// Row r of a (batch, key/value head) task is query head kv * ratio + r / Lq, query row
+// r % Lq. Each task scores one segment of keys; the segments of a row are then merged in
+// key order: m = max m_s, o = Σ o_s e^(m_s - m), l = Σ l_s e^(m_s - m).
+void run_decode_direct(const AttentionProblem& p, const kernels::AttentionKernels& kernels) {
+  const int64_t ratio = p.heads / p.kv_heads;
+  const int64_t rows = p.lq * ratio;
+  const int64_t segments = (p.lk + kDecodeSegmentKeys - 1) / kDecodeSegmentKeys;
+  const int64_t slots = p.batch * p.kv_heads;
+  const int64_t part_floats = rows * (p.dv + 2);
+  const bool score_mask = p.score_mask.data != nullptr;
+  AlignedBuffer partial = allocate_aligned(slots * segments * part_floats * 4);
+  struct ThreadScratch {
+    AlignedBuffer q, bias, chunk, merged;
+    std::vector<int64_t> begin, end;
+  };
+  std::vector<ThreadScratch> thread_scratch(static_cast<size_t>(p.threads));
+  for (ThreadScratch& t : thread_scratch) {
+    t.q = allocate_aligned(rows * p.d * 4);
+    if (score_mask) t.bias = allocate_aligned(rows * kDecodeSegmentKeys * 4);
+    t.chunk = allocate_aligned(kernels::kDecodeChunkKeys * (1 + p.d + p.dv) * 4);
+    t.merged = allocate_aligned(rows * (p.dv + 2) * 4);
+    t.begin.resize(static_cast<size_t>(rows));
+    t.end.resize(static_cast<size_t>(rows));
+  }
+
+#pragma omp parallel num_threads(p.threads)
+  {
+    ThreadScratch& mine = thread_scratch[static_cast<size_t>(omp_get_thread_num())];
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < slots * segments; ++task) {
+      const int64_t slot = task / segments, b = slot / p.kv_heads, kv = slot % p.kv_heads;
+      const int64_t present = keys_present(p, b);
+      const int64_t key_begin = task % segments * kDecodeSegmentKeys;
+      const int64_t key_end = std::min(p.lk, key_begin + kDecodeSegmentKeys);
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t h = kv * ratio + r / p.lq, i = r % p.lq;
+        const int64_t q0 = b * p.q.stride[0] + h * p.q.stride[1] + i * p.q.stride[2];
+        for (int64_t x = 0; x < p.d; ++x)
+          mine.q.get()[r * p.d + x] = load_float(p.q, q0 + x * p.q.stride[3]);
+        mine.begin[static_cast<size_t>(r)] = p.first_key(i);
+        mine.end[static_cast<size_t>(r)] =
+            std::min(present, p.causal ? p.causal_last_key(i) + 1 : p.lk);
+        if (score_mask) {
+          float* row = mine.bias.get() + r * kDecodeSegmentKeys;
+          for (int64_t j = key_begin; j < std::min(key_end, present); ++j)
+            row[j - key_begin] = p.bias(b, h, i, j);
+        }
+      }
+      kernels::DecodeArgs args;
+      args.q = mine.q.get();
+      args.rows = rows;
+      args.bf16 = p.dtype == DType::bf16;
+      const int64_t elem = args.bf16 ? 2 : 4;
+      args.k = static_cast<const char*>(p.k.data) + (b * p.k.stride[0] + kv * p.k.stride[1]) * elem;
+      args.v = static_cast<const char*>(p.v.data) + (b * p.v.stride[0] + kv * p.v.stride[1]) * elem;
+      args.k_stride = p.k.stride[2];
+      args.v_stride = p.v.stride[2];
+      args.d = p.d;
+      args.dv = p.dv;
+      args.key_begin = key_begin;
+      args.key_end = key_end;
+      args.row_begin = mine.begin.data();
+      args.row_end = mine.end.data();
+      if (score_mask) {
+        args.bias = mine.bias.get();
+        args.bias_row_stride = kDecodeSegmentKeys;
+      } else if (p.mask_additive != nullptr) {
+        args.bias = p.mask_additive + b * p.mask_stride + key_begin;  // shared by every row
+      }
+      args.scale = p.scale;
+      args.o = partial.get() + task * part_floats;
+      args.row_max = args.o + rows * p.dv;
+      args.row_sum = args.row_max + rows;
+      args.scratch = mine.chunk.get();
+      kernels.decode_segment(args);
+    }
+
+#pragma omp for schedule(static)
+    for (int64_t slot = 0; slot < slots; ++slot) {
+      float* o = mine.merged.get();
+      float* m = o + rows * p.dv;
+      float* l = m + rows;
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* first = partial.get() + slot * segments * part_floats;
+        float row_max = -std::numeric_limits<float>::infinity();
+        for (int64_t s = 0; s < segments; ++s)
+          row_max = std::max(row_max, first[s * part_floats + rows * p.dv + r]);
+        std::fill(o + r * p.dv, o + (r + 1) * p.dv, 0.0f);
+        l[r] = 0.0f;
+        m[r] = row_max;
+        for (int64_t s = 0; s < segments; ++s) {
+          const float* part = first + s * part_floats;
+          const float m_s = part[rows * p.dv + r], l_s = part[rows * p.dv + rows + r];
+          // A segment the row does not see adds nothing (its o may hold 0 * inf from
+          // values of keys that were masked by -inf). A NaN l_s still flows through.
+          if (l_s == 0.0f) continue;
+          const float factor =
+              m_s == row_max ? 1.0f : static_cast<float>(std::exp(double{m_s} - double{row_max}));
+          l[r] = std::fma(l_s, factor, l[r]);
+          for (int64_t c = 0; c < p.dv; ++c)
+            o[r * p.dv + c] = std::fma(part[r * p.dv + c], factor, o[r * p.dv + c]);
+        }
+      }
+      const int64_t b = slot / p.kv_heads, kv = slot % p.kv_heads;
+      for (int64_t g = 0; g < ratio; ++g) {
+        store_rows(p, b, kv * ratio + g, 0, p.lq, o + g * p.lq * p.dv, p.dv, l + g * p.lq);
+        store_log_sum_exp(p, b, kv * ratio + g, 0, p.lq, m + g * p.lq, l + g * p.lq);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void run_fused(const AttentionProblem& p) {
@@ -40,6 +174,7 @@ void run_fused(const AttentionProblem& p) {
       !sparse                    ? kernels::attention_kernels(p.isa, p.dtype)
       : p.log_sum_exp != nullptr ? kernels::attention_kernels(p.isa, p.dtype, true)
                                  : kernels::sparse_fused_kernels(p.isa, p.dtype, p.pattern);
+  if (decode_direct_applies(p, kernels)) return run_decode_direct(p, kernels);
   const auto block_kernel = sparse ? kernels.sparse_fused_block : kernels.fused_block;
   const PackedGeometry g = packed_geometry(p, kernels.format);
   // The fp32 N:M kernels address rows of V by 32-bit element offsets (the pair-combo

@@ -11,6 +11,7 @@
 #include "kernels/simd/vec_avx512-inl.h"
 // clang-format off
 #include "kernels/attention/attention-inl.h"
+#include "kernels/attention/decode-inl.h"
 // clang-format on
 
 namespace dfss::kernels::avx512bf16 {
@@ -318,8 +319,9 @@ void pair_combos_fused(const FlashBlockArgs& a) {
 namespace dfss::kernels {
 
 const AttentionKernels& attention_kernels_avx512bf16() {
-  static const AttentionKernels kernels = avx512bf16::make_kernels<avx512bf16::Bf16PairTile>(
-      "bf16_attn_fused_r6k128__avx512bf16", "bf16_attn_unfused_r6k128__avx512bf16");
+  static const AttentionKernels kernels =
+      avx512bf16::with_decode(avx512bf16::make_kernels<avx512bf16::Bf16PairTile>(
+          "bf16_attn_fused_r6k128__avx512bf16", "bf16_attn_unfused_r6k128__avx512bf16"));
   return kernels;
 }
 

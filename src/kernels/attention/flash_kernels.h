@@ -130,6 +130,37 @@ struct KeptIndex {
   static KeptIndex offsets_in_v(int64_t lk_pad, int64_t dv_pad) { return {lk_pad, dv_pad}; }
 };
 
+// The direct decode kernel (few query rows per key/value head): one segment of keys
+// [key_begin, key_end) of one (batch, key/value head), read in place from K and V, for
+// `rows` query rows. Writes the segment's unnormalized accumulators o [rows][dv], running
+// max row_max [rows] and sum of e^(x - max) row_sum [rows], which the ops layer merges
+// over segments in a fixed order.
+inline constexpr int64_t kDecodeChunkKeys = 64;  // keys scored at once (multiple of 16)
+struct DecodeArgs {
+  const float* q = nullptr;  // [rows][d] fp32
+  int64_t rows = 0;
+  // Key j (absolute) at k + j * k_stride, value j at v + j * v_stride (elements; the
+  // last dimension contiguous), f32 or bf16 (uint16_t).
+  const void* k = nullptr;
+  const void* v = nullptr;
+  int64_t k_stride = 0, v_stride = 0;
+  bool bf16 = false;
+  int64_t d = 0, dv = 0;
+  int64_t key_begin = 0, key_end = 0;
+  // Row r sees the keys [row_begin[r], row_end[r]) (causal, window, keys present).
+  const int64_t* row_begin = nullptr;
+  const int64_t* row_end = nullptr;
+  // Additive bias of row r, key j: bias[r * bias_row_stride + j - key_begin]; null: 0.
+  const float* bias = nullptr;
+  int64_t bias_row_stride = 0;
+  float scale = 1.0f;
+  float* o = nullptr;
+  float* row_max = nullptr;
+  float* row_sum = nullptr;
+  // kDecodeChunkKeys * (1 + d + dv) floats.
+  float* scratch = nullptr;
+};
+
 struct AttentionKernels {
   const char* fused_name;
   const char* unfused_name;
@@ -149,6 +180,8 @@ struct AttentionKernels {
   void (*sparse_unfused_scores)(const UnfusedArgs& args, int64_t tile_begin, int64_t tile_end);
   void (*sparse_unfused_softmax)(const UnfusedArgs& args, int64_t tile_begin, int64_t tile_end);
   void (*sparse_unfused_values)(const UnfusedArgs& args, int64_t tile_begin, int64_t tile_end);
+  // Direct decode (dense only; null where a table has none).
+  void (*decode_segment)(const DecodeArgs& args) = nullptr;
 };
 
 // The kernels for an ISA (already resolved and supported), input dtype and pattern.
