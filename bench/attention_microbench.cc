@@ -55,8 +55,8 @@ void run(benchmark::State& state, dfss::AttentionImpl impl, dfss::DType dtype, d
   options.isa = isa;
   options.pattern = pattern;
   for (auto _ : state) dfss::attention(q, k, v, dfss::mutable_view(in.out.data(), shape), options);
-  state.counters["GFLOP/s"] = benchmark::Counter(4.0 * heads * seq * seq * dim * state.iterations() / 1e9,
-                                                 benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      4.0 * heads * seq * seq * dim * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
 
 // Decode-shaped calls: Lq query rows (1: one generated token) against Lk = 4096 keys,
@@ -84,22 +84,27 @@ void register_all() {
     benchmark::RegisterBenchmark((std::string("decode/fused/f32/") + dfss::isa_name(isa)).c_str(),
                                  decode, isa)
         ->ArgsProduct({{1, 2, 6, 48}, {1, 2}})
-        ->Unit(benchmark::kMicrosecond)->UseRealTime();
+        ->Unit(benchmark::kMicrosecond)
+        ->UseRealTime();
   using dfss::AttentionImpl;
   using dfss::DType;
   using dfss::Isa;
   for (const char* pattern : {"dense", "2:4", "1:2", "1:4", "2:8"})
-  for (auto impl : {AttentionImpl::fused, AttentionImpl::unfused})
-    for (auto dtype : {DType::f32, DType::bf16})
-      for (auto isa : {Isa::avx512_bf16, Isa::avx512, Isa::avx2, Isa::scalar}) {
-        if (dtype == DType::f32 && isa == Isa::avx512_bf16) continue;  // same kernels as avx512
-        const std::string name = std::string(dfss::impl_name(impl)) + "/" + pattern + "/" +
-                                 dfss::dtype_name(dtype) + "/" + dfss::isa_name(isa);
-        benchmark::RegisterBenchmark(name.c_str(), run, impl, dtype, isa,
-                                     dfss::parse_pattern(pattern, "pattern"))
-            ->Arg(384)->Arg(1024)->Arg(2048)->Arg(4096)
-            ->Unit(benchmark::kMillisecond)->UseRealTime();
-      }
+    for (auto impl : {AttentionImpl::fused, AttentionImpl::unfused})
+      for (auto dtype : {DType::f32, DType::bf16})
+        for (auto isa : {Isa::avx512_bf16, Isa::avx512, Isa::avx2, Isa::scalar}) {
+          if (dtype == DType::f32 && isa == Isa::avx512_bf16) continue;  // same kernels as avx512
+          const std::string name = std::string(dfss::impl_name(impl)) + "/" + pattern + "/" +
+                                   dfss::dtype_name(dtype) + "/" + dfss::isa_name(isa);
+          benchmark::RegisterBenchmark(name.c_str(), run, impl, dtype, isa,
+                                       dfss::parse_pattern(pattern, "pattern"))
+              ->Arg(384)
+              ->Arg(1024)
+              ->Arg(2048)
+              ->Arg(4096)
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime();
+        }
 }
 
 const int registered = (register_all(), 0);

@@ -76,7 +76,8 @@ bool skip(benchmark::State& state) {
 }
 
 void report(benchmark::State& state, double fmas) {
-  state.counters["FMA/ns"] = benchmark::Counter(fmas * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+  state.counters["FMA/ns"] =
+      benchmark::Counter(fmas * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
 
 void qk_64_keys(benchmark::State& state) {
@@ -118,7 +119,8 @@ void select_2of4_64_keys(benchmark::State& state) {
   Buffers b;
   for (auto _ : state) {
     for (int r = 0; r < 6; ++r)
-      select_row_fast(b.s + r * KB, kKeys, 2, 4, 0, dfss::kernels::KeptIndex::offsets_in_v(128, kDim), b.kept + r * 32,
+      select_row_fast(b.s + r * KB, kKeys, 2, 4, 0,
+                      dfss::kernels::KeptIndex::offsets_in_v(128, kDim), b.kept + r * 32,
                       reinterpret_cast<int32_t*>(b.kept) + 6 * 32);
     benchmark::ClobberMemory();
   }

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -58,7 +57,7 @@ def cpu_name():
     return platform.processor()
 
 
-def median_ms(fn, repeats, warmup=1):
+def median_ms(fn, repeats, warmup=2):
     for _ in range(warmup):
         fn()
     times = []
@@ -141,14 +140,26 @@ def section_backward(torch, dfss, F, args, peak, rows_out):
           ["dtype", "L", "dfss pattern", "dfss ms", "GFLOP/s", "% peak", "SDPA ms", "SDPA / dfss", "dense / this"], rows)
 
 
+def _status_kib(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
 def memory_probe(torch, dfss, args, L):
     """Peak RSS growth of one forward+backward minus what it returns (in a fresh process)."""
     q, k, v = inputs(torch, 1, args.heads, args.heads, L, L, args.head_dim, torch.float32, grad=True)
     dout = torch.randn_like(q.detach())
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB; nothing big touched since
+    # Warm-up on a small problem: code pages, thread pools and allocator arenas exist before.
+    small = inputs(torch, 1, args.heads, args.heads, 64, 64, args.head_dim, torch.float32, grad=True)
+    torch.autograd.grad(dfss.attention(*small), small, torch.ones_like(small[0]))
+    with open("/proc/self/clear_refs", "w") as f:  # resets VmHWM (the peak) to the current RSS
+        f.write("5")
+    before = _status_kib("VmRSS")
     out = dfss.attention(q, k, v)
     grads = torch.autograd.grad(out, (q, k, v), dout)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _status_kib("VmHWM")
     kept = sum(t.numel() * t.element_size() for t in (out, *grads)) + args.heads * L * 4  # + lse
     print(json.dumps({"L": L, "extra_mb": ((peak - before) * 1024 - kept) / 2**20}))
 

@@ -41,18 +41,21 @@ void run_case(const Case& c, Isa isa) {
   if (c.feature == 3 || c.feature == 5) {
     for (int64_t j = 0; j < c.lk; ++j) {
       additive[static_cast<size_t>(j)] = j % 5 == 1 ? -kInf : 0.0f;
-      additive[static_cast<size_t>(c.lk + j)] = j % 3 == 0 ? -kInf : 0.25f * static_cast<float>(j % 4);
+      additive[static_cast<size_t>(c.lk + j)] =
+          j % 3 == 0 ? -kInf : 0.25f * static_cast<float>(j % 4);
     }
     options.mask.additive = additive.data();
     options.mask.valid_lengths = valid.data();
   }
   if (c.feature == 4 || c.feature == 5) {
-    for (int64_t j = 0; j < c.lk; ++j) mask_row[static_cast<size_t>(j)] = j % 7 == 3 ? -kInf : 0.1f * static_cast<float>(j % 11);
+    for (int64_t j = 0; j < c.lk; ++j)
+      mask_row[static_cast<size_t>(j)] = j % 7 == 3 ? -kInf : 0.1f * static_cast<float>(j % 11);
     // One row broadcast over batch, heads and query rows (torch.expand strides).
     options.score_mask = {mask_row.data(), DType::f32, {kBatch, heads, c.lq, c.lk}, {0, 0, 0, 1}};
   }
   std::vector<float> lse(static_cast<size_t>(kBatch * heads * c.lq)), want_lse(lse.size());
-  HostTensor out({kBatch, heads, c.lq, dv}, c.out_dtype), want({kBatch, heads, c.lq, dv}, c.out_dtype);
+  HostTensor out({kBatch, heads, c.lq, dv}, c.out_dtype),
+      want({kBatch, heads, c.lq, dv}, c.out_dtype);
   options.log_sum_exp = lse.data();
   attention(q.view(), k.view(), v.view(), out.mutable_view(), options);
   options.impl = AttentionImpl::reference;
@@ -82,8 +85,8 @@ TEST(DecodeDirect, MatchesTheReference) {
                          n % 3 ? DType::f32 : DType::bf16,
                          layouts[n % 3],
                          n % 6};
-            SCOPED_TRACE(::testing::Message() << isa_name(isa) << " lq " << lq << " lk " << lk << " d " << d
-                                              << " ratio " << ratio << " case " << n);
+            SCOPED_TRACE(::testing::Message() << isa_name(isa) << " lq " << lq << " lk " << lk
+                                              << " d " << d << " ratio " << ratio << " case " << n);
             run_case(c, isa);
           }
   }

@@ -44,7 +44,8 @@ TEST(Decode, SingleRowMatchesTheSameRowInABlock) {
           const float got = row_out.get(0, h, 0, x), want = block_out.get(0, h, i, x);
           ASSERT_NEAR(got, want, 1e-5f) << "row " << i << " head " << h << " col " << x;
         }
-        EXPECT_NEAR(row_lse[static_cast<size_t>(h)], block_lse[static_cast<size_t>(h * kRows + i)], 1e-5f);
+        EXPECT_NEAR(row_lse[static_cast<size_t>(h)], block_lse[static_cast<size_t>(h * kRows + i)],
+                    1e-5f);
       }
       options.window = 200;
     }

@@ -70,8 +70,8 @@ void forward(const Spec& q, const Spec& k, const Spec& v, const Spec& out, uintp
              int64_t key_padding_stride, const std::optional<Spec>& score_mask,
              std::optional<float> scale, bool causal, int64_t window, uintptr_t log_sum_exp,
              int threads, const std::string& sparsity, const std::string& impl) {
-  dfss::AttentionOptions options = make_options(key_padding, key_padding_stride, score_mask,
-                                                scale, causal, window, threads, sparsity, impl);
+  dfss::AttentionOptions options = make_options(key_padding, key_padding_stride, score_mask, scale,
+                                                causal, window, threads, sparsity, impl);
   options.log_sum_exp = reinterpret_cast<float*>(log_sum_exp);
   dfss::attention(const_view(q, "q"), const_view(k, "k"), const_view(v, "v"),
                   mutable_view(out, "out"), options);
@@ -103,12 +103,11 @@ py::tuple compressed_scores(const Spec& q, const Spec& k, const Spec& v, uintptr
     scores = dfss::compressed_scores(const_view(q, "q"), const_view(k, "k"), const_view(v, "v"),
                                      options);
   }
-  return py::make_tuple(
-      scores.kept,
-      py::bytes(reinterpret_cast<const char*>(scores.columns.data()),
-                scores.columns.size() * sizeof(int32_t)),
-      py::bytes(reinterpret_cast<const char*>(scores.values.data()),
-                scores.values.size() * sizeof(float)));
+  return py::make_tuple(scores.kept,
+                        py::bytes(reinterpret_cast<const char*>(scores.columns.data()),
+                                  scores.columns.size() * sizeof(int32_t)),
+                        py::bytes(reinterpret_cast<const char*>(scores.values.data()),
+                                  scores.values.size() * sizeof(float)));
 }
 
 }  // namespace
@@ -132,32 +131,34 @@ PYBIND11_MODULE(_C, m) {
   });
 
   using namespace pybind11::literals;
-  m.def("forward", &forward, py::call_guard<py::gil_scoped_release>(), "q"_a, "k"_a, "v"_a,
-        "out"_a, "key_padding"_a, "key_padding_stride"_a, "score_mask"_a, "scale"_a, "causal"_a,
-        "window"_a, "log_sum_exp"_a, "threads"_a, "sparsity"_a, "impl"_a);
+  m.def("forward", &forward, py::call_guard<py::gil_scoped_release>(), "q"_a, "k"_a, "v"_a, "out"_a,
+        "key_padding"_a, "key_padding_stride"_a, "score_mask"_a, "scale"_a, "causal"_a, "window"_a,
+        "log_sum_exp"_a, "threads"_a, "sparsity"_a, "impl"_a);
   m.def("backward", &backward, py::call_guard<py::gil_scoped_release>(), "q"_a, "k"_a, "v"_a,
         "out"_a, "d_out"_a, "log_sum_exp"_a, "dq"_a, "dk"_a, "dv"_a, "key_padding"_a,
         "key_padding_stride"_a, "score_mask"_a, "scale"_a, "causal"_a, "window"_a, "threads"_a,
         "sparsity"_a, "impl"_a);
   m.def("compressed_scores", &compressed_scores, "q"_a, "k"_a, "v"_a, "key_padding"_a,
         "key_padding_stride"_a, "scale"_a, "causal"_a, "sparsity"_a);
-  m.def("parse_pattern",
-        [](const std::string& text) { return dfss::parse_pattern(text, "sparsity").to_string(); },
-        "text"_a, "Normalizes a sparsity string (\"dense\" or \"N:M\"); ValueError if invalid.");
-  m.def("kernel_name",
-        [](const std::string& dtype, const std::string& sparsity) {
-          return dfss::attention_kernel_name(dfss::AttentionImpl::fused,
-                                             parse_dtype(dtype, "dtype"),
-                                             dfss::Isa::automatic,
-                                             dfss::parse_pattern(sparsity, "sparsity"));
-        },
-        "dtype"_a = "f32", "sparsity"_a = "dense");
+  m.def(
+      "parse_pattern",
+      [](const std::string& text) { return dfss::parse_pattern(text, "sparsity").to_string(); },
+      "text"_a, "Normalizes a sparsity string (\"dense\" or \"N:M\"); ValueError if invalid.");
+  m.def(
+      "kernel_name",
+      [](const std::string& dtype, const std::string& sparsity) {
+        return dfss::attention_kernel_name(dfss::AttentionImpl::fused, parse_dtype(dtype, "dtype"),
+                                           dfss::Isa::automatic,
+                                           dfss::parse_pattern(sparsity, "sparsity"));
+      },
+      "dtype"_a = "f32", "sparsity"_a = "dense");
   m.def("isa", [] { return std::string(dfss::isa_name(dfss::resolve_isa(dfss::Isa::automatic))); });
-  m.def("measure_peak_gflops",
-        [](int threads, bool bf16) {
-          return dfss::kernels::measure_fma_peak_gflops(dfss::Isa::automatic, bf16, threads);
-        },
-        py::call_guard<py::gil_scoped_release>(), "threads"_a, "bf16"_a = false,
-        "Multiply-add rate of this CPU (GFLOP/s) on `threads` threads, as dfss bench measures it.");
+  m.def(
+      "measure_peak_gflops",
+      [](int threads, bool bf16) {
+        return dfss::kernels::measure_fma_peak_gflops(dfss::Isa::automatic, bf16, threads);
+      },
+      py::call_guard<py::gil_scoped_release>(), "threads"_a, "bf16"_a = false,
+      "Multiply-add rate of this CPU (GFLOP/s) on `threads` threads, as dfss bench measures it.");
   m.attr("__version__") = dfss::version();
 }

@@ -19,10 +19,10 @@ inline int64_t round_up(int64_t value, int64_t multiple) {
 // Geometry of one (batch, head) as packed for a kernel.
 struct PackedGeometry {
   kernels::PackFormat format;
-  int64_t lk_pad;    // keys rounded up to the key block
-  int64_t dv_pad;    // value columns rounded up to kValueAlign
-  int64_t k_elems;   // packed K elements per head
-  int64_t v_elems;   // packed V elements per head
+  int64_t lk_pad;        // keys rounded up to the key block
+  int64_t dv_pad;        // value columns rounded up to kValueAlign
+  int64_t k_elems;       // packed K elements per head
+  int64_t v_elems;       // packed V elements per head
   int64_t q_tile_elems;  // packed elements per 6-row Q tile
   int64_t elem_bytes;    // 4 (f32) or 2 (bf16 pairs)
 };
@@ -46,17 +46,16 @@ void build_key_bias(const AttentionProblem& problem, const PackedGeometry& geome
 // [rows_out][lk_pad] floats (problem.bias(); -inf for keys that are absent or padding; rows
 // past `rows` are zeros). A score mask broadcast over query rows (stride 0) gives one row.
 // Returns the row stride for the kernels: lk_pad, or 0 for the single row.
-int64_t build_score_bias(const AttentionProblem& problem, const PackedGeometry& geometry,
-                         int64_t b, int64_t h, int64_t row0, int64_t rows, int64_t rows_out,
-                         float* bias);
+int64_t build_score_bias(const AttentionProblem& problem, const PackedGeometry& geometry, int64_t b,
+                         int64_t h, int64_t row0, int64_t rows, int64_t rows_out, float* bias);
 // log_sum_exp[b, h, row0 + i] = row_max[i] + log(row_sum[i]) (natural units), -inf where
 // the sum is 0 (the row sees no key); nothing when the output was not requested.
 void store_log_sum_exp(const AttentionProblem& problem, int64_t b, int64_t h, int64_t row0,
                        int64_t rows, const float* row_max, const float* row_sum);
 // out[b, h, row0 + i, :] = o[i, :dv] / row_sum[i] (row_sum null: already normalized);
 // a row whose sum is 0 (nothing visible) is written as zeros.
-void store_rows(const AttentionProblem& problem, int64_t b, int64_t h, int64_t row0,
-                int64_t rows, const float* o, int64_t dv_pad, const float* row_sum);
+void store_rows(const AttentionProblem& problem, int64_t b, int64_t h, int64_t row0, int64_t rows,
+                const float* o, int64_t dv_pad, const float* row_sum);
 // Zeros in every row of out (for Lk = 0).
 void store_zeros(const AttentionProblem& problem);
 

@@ -1,6 +1,8 @@
 // The N:M oracle: the selection on fp32 scores computed exactly as the kernels compute
 // them (fused multiply-adds in key-dimension order, then fma(dot, scale, mask)), the
 // softmax and the value sum over the kept entries in double.
+#include "attention/sparse_reference.h"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -9,7 +11,6 @@
 #include <vector>
 
 #include "attention/problem.h"
-#include "attention/sparse_reference.h"
 #include "sparse/nm_selection.h"
 
 namespace dfss::detail {
@@ -43,7 +44,8 @@ void sparse_reference_scores(const AttentionProblem& p, int64_t b, int64_t h, in
   for (int64_t j = p.first_key(i); j < visible; ++j) {
     float dot = 0.0f;
     for (int64_t c = 0; c < p.d; ++c)
-      dot = std::fma(load(p.q, q_row + c * p.q.stride[3]), load(p.k, k_head + j * p.k.stride[2] + c * p.k.stride[3]), dot);
+      dot = std::fma(load(p.q, q_row + c * p.q.stride[3]),
+                     load(p.k, k_head + j * p.k.stride[2] + c * p.k.stride[3]), dot);
     scores[static_cast<size_t>(j)] = std::fma(dot, p.scale, p.bias(b, h, i, j));
   }
 }
@@ -90,7 +92,8 @@ void run_sparse_reference(const AttentionProblem& p) {
             denominator += weight;
             if (weight == 0.0) continue;  // no 0 * NaN
             for (int64_t c = 0; c < p.dv; ++c)
-              sums[static_cast<size_t>(c)] += weight * load(p.v, v_head + j * p.v.stride[2] + c * p.v.stride[3]);
+              sums[static_cast<size_t>(c)] +=
+                  weight * load(p.v, v_head + j * p.v.stride[2] + c * p.v.stride[3]);
           }
         }
         for (int64_t c = 0; c < p.dv; ++c)

@@ -77,7 +77,8 @@ void run_unfused_heads(const AttentionProblem& p, const HeadVisitor& visit_head)
 
   // Allocated before the parallel region: a bad_alloc must reach the caller.
   std::vector<AlignedBuffer> thread_scratch(static_cast<size_t>(p.threads));
-  for (AlignedBuffer& scratch : thread_scratch) scratch = allocate_aligned(kernels::kFlashScratchFloats * 4);
+  for (AlignedBuffer& scratch : thread_scratch)
+    scratch = allocate_aligned(kernels::kFlashScratchFloats * 4);
 
 #pragma omp parallel num_threads(p.threads)
   {

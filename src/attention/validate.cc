@@ -134,8 +134,8 @@ void check_no_self_overlap(const TensorView& out, const std::string& name = "out
     if (out.shape[axis] <= 1) continue;
     if (out.stride[axis] <= reach) {
       fail(name, "expected strides giving every element its own memory, got strides " +
-                      shape_string(out.stride) + " for shape " + shape_string(out.shape) +
-                      " (axis " + std::to_string(axis) + " revisits memory of other axes)");
+                     shape_string(out.stride) + " for shape " + shape_string(out.shape) +
+                     " (axis " + std::to_string(axis) + " revisits memory of other axes)");
     }
     reach += (out.shape[axis] - 1) * out.stride[axis];  // bounded by check_view
   }

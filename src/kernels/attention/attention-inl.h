@@ -151,7 +151,9 @@ inline constexpr float kLog2e = 1.44269504088896341f;
 
 // e^(x - shift) as 2^((x - shift)·log2e): the difference is taken in natural units first,
 // so huge finite scores neither overflow nor lose their order in the conversion.
-inline Reg exp_shifted(Reg x, Reg shift) { return vexp2(vmul(vsub(x, shift), vset1(kLog2e))); }
+inline Reg exp_shifted(Reg x, Reg shift) {
+  return vexp2(vmul(vsub(x, shift), vset1(kLog2e)));
+}
 
 // Folds a block's scores (their lane-wise max) into a row's running max m: returns the
 // shift for this block's exponentials and sets alpha, the factor that rescales what was
@@ -254,7 +256,8 @@ inline int64_t start_query_block(const FlashBlockArgs& a, int64_t tiles, int64_t
 
 // The row sums, reduced from their per-lane partials.
 inline void finish_query_block(const FlashBlockArgs& a, int64_t tiles) {
-  for (int64_t i = 0; i < tiles * R; ++i) a.row_sum[i] = vreduce_add(vload(a.row_sum_lanes + i * kLanes));
+  for (int64_t i = 0; i < tiles * R; ++i)
+    a.row_sum[i] = vreduce_add(vload(a.row_sum_lanes + i * kLanes));
 }
 
 // The keys of [key0, key0 + block) that the rows of the tile starting at row0 see; false
@@ -297,7 +300,8 @@ void fused_key_blocks(const FlashBlockArgs& a, int64_t tiles, int64_t last_row, 
           continue;
         }
       }
-      Tile::scores(q + t * Tile::q_tile_elems(a.d), k + kb * Tile::k_block_elems(a.d), a.d, s, kScoreStride);
+      Tile::scores(q + t * Tile::q_tile_elems(a.d), k + kb * Tile::k_block_elems(a.d), a.d, s,
+                   kScoreStride);
       online_softmax_tile(s, a.key_bias + t * R * a.bias_row_stride + key0, a.bias_row_stride,
                           a.scale, keys, a.row_max + t * R, a.row_sum_lanes + t * R * kLanes,
                           alpha);

@@ -17,7 +17,8 @@ namespace dfss::kernels {
 
 const AttentionKernels& attention_kernels_avx2() {
   static const AttentionKernels kernels = avx2::with_decode(avx2::make_sparse_kernels(
-      avx2::make_kernels<avx2::F32Tile>("f32_attn_fused_r6k128__avx2", "f32_attn_unfused_r6k128__avx2"),
+      avx2::make_kernels<avx2::F32Tile>("f32_attn_fused_r6k128__avx2",
+                                        "f32_attn_unfused_r6k128__avx2"),
       "f32_attn_nm_fused_r6k128__avx2", "f32_attn_nm_unfused_r6k128__avx2"));
   return kernels;
 }

@@ -18,7 +18,8 @@ namespace dfss::kernels {
 
 const AttentionKernels& attention_kernels_avx512() {
   static const AttentionKernels kernels = avx512::with_decode(avx512::make_sparse_kernels(
-      avx512::make_kernels<avx512::F32Tile>("f32_attn_fused_r6k128__avx512", "f32_attn_unfused_r6k128__avx512"),
+      avx512::make_kernels<avx512::F32Tile>("f32_attn_fused_r6k128__avx512",
+                                            "f32_attn_unfused_r6k128__avx512"),
       "f32_attn_nm_fused_r6k128__avx512", "f32_attn_nm_unfused_r6k128__avx512"));
   return kernels;
 }

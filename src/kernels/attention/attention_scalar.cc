@@ -15,7 +15,8 @@ namespace dfss::kernels {
 
 const AttentionKernels& attention_kernels_scalar() {
   static const AttentionKernels kernels = scalar::with_decode(scalar::make_sparse_kernels(
-      scalar::make_kernels<scalar::F32Tile>("f32_attn_fused_r6k128__scalar", "f32_attn_unfused_r6k128__scalar"),
+      scalar::make_kernels<scalar::F32Tile>("f32_attn_fused_r6k128__scalar",
+                                            "f32_attn_unfused_r6k128__scalar"),
       "f32_attn_nm_fused_r6k128__scalar", "f32_attn_nm_unfused_r6k128__scalar"));
   return kernels;
 }

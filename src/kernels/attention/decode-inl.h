@@ -9,7 +9,9 @@ namespace dfss::kernels::DFSS_KERNEL_NS {
 
 inline constexpr int64_t kDecodeChunk = kDecodeChunkKeys;
 
-inline float decode_bf16_to_f32(uint16_t x) { return std::bit_cast<float>(uint32_t{x} << 16); }
+inline float decode_bf16_to_f32(uint16_t x) {
+  return std::bit_cast<float>(uint32_t{x} << 16);
+}
 
 // q · k over d: two vector accumulators (their sum reduced once), then the scalar tail.
 inline float decode_dot(const float* q, const float* k, int64_t d) {
@@ -37,7 +39,8 @@ inline void decode_pv(const float* p, int64_t lo, int64_t hi, const float* v, in
   for (int c = 0; c < C; ++c) acc[c] = vmul(vload(o + c * kLanes), scale);
   for (int64_t j = lo; j < hi; ++j) {
     const Reg weight = vbroadcast(p + j);
-    for (int c = 0; c < C; ++c) acc[c] = vfmadd(weight, vload(v + j * v_stride + c * kLanes), acc[c]);
+    for (int c = 0; c < C; ++c)
+      acc[c] = vfmadd(weight, vload(v + j * v_stride + c * kLanes), acc[c]);
   }
   for (int c = 0; c < C; ++c) vstore(o + c * kLanes, acc[c]);
 }
@@ -45,7 +48,8 @@ inline void decode_pv(const float* p, int64_t lo, int64_t hi, const float* v, in
 inline void decode_pv_all(const float* p, int64_t lo, int64_t hi, const float* v, int64_t v_stride,
                           int64_t dv, float* o, float alpha) {
   int64_t col = 0;
-  for (; col + 4 * kLanes <= dv; col += 4 * kLanes) decode_pv<4>(p, lo, hi, v + col, v_stride, o + col, alpha);
+  for (; col + 4 * kLanes <= dv; col += 4 * kLanes)
+    decode_pv<4>(p, lo, hi, v + col, v_stride, o + col, alpha);
   switch ((dv - col) / kLanes) {
     case 3: decode_pv<3>(p, lo, hi, v + col, v_stride, o + col, alpha); break;
     case 2: decode_pv<2>(p, lo, hi, v + col, v_stride, o + col, alpha); break;
@@ -65,8 +69,8 @@ inline void decode_segment(const DecodeArgs& a) {
   std::fill(a.o, a.o + a.rows * a.dv, 0.0f);
   std::fill(a.row_max, a.row_max + a.rows, kNegInf);
   std::fill(a.row_sum, a.row_sum + a.rows, 0.0f);
-  float* s = a.scratch;                    // [kDecodeChunk] scores, then probabilities
-  float* k_f32 = s + kDecodeChunk;         // bf16: [kDecodeChunk][d] widened keys
+  float* s = a.scratch;                       // [kDecodeChunk] scores, then probabilities
+  float* k_f32 = s + kDecodeChunk;            // bf16: [kDecodeChunk][d] widened keys
   float* v_f32 = k_f32 + kDecodeChunk * a.d;  // bf16: [kDecodeChunk][dv] widened values
   for (int64_t key0 = a.key_begin; key0 < a.key_end; key0 += kDecodeChunk) {
     const int64_t n = std::min(kDecodeChunk, a.key_end - key0);
@@ -84,8 +88,10 @@ inline void decode_segment(const DecodeArgs& a) {
       const auto* k16 = static_cast<const uint16_t*>(a.k) + key0 * a.k_stride;
       const auto* v16 = static_cast<const uint16_t*>(a.v) + key0 * a.v_stride;
       for (int64_t j = lo_all; j < hi_all; ++j) {
-        for (int64_t x = 0; x < a.d; ++x) k_f32[j * a.d + x] = decode_bf16_to_f32(k16[j * a.k_stride + x]);
-        for (int64_t x = 0; x < a.dv; ++x) v_f32[j * a.dv + x] = decode_bf16_to_f32(v16[j * a.v_stride + x]);
+        for (int64_t x = 0; x < a.d; ++x)
+          k_f32[j * a.d + x] = decode_bf16_to_f32(k16[j * a.k_stride + x]);
+        for (int64_t x = 0; x < a.dv; ++x)
+          v_f32[j * a.dv + x] = decode_bf16_to_f32(v16[j * a.v_stride + x]);
       }
       k = k_f32, v = v_f32, k_stride = a.d, v_stride = a.dv;
     } else {

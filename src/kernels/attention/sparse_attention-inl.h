@@ -91,7 +91,8 @@ inline void pv_gather_tile(const float* p, const int32_t* offsets, int64_t strid
 inline void pv_gather(const float* p, const int32_t* offsets, int64_t stride, int64_t kept,
                       const float* v, int64_t dv_pad, float* o, const float* alpha) {
   for_each_value_tile(dv_pad, [&](int64_t col, auto vecs) {
-    pv_gather_tile<decltype(vecs)::value>(p, offsets, stride, kept, v + col, dv_pad, o + col, alpha);
+    pv_gather_tile<decltype(vecs)::value>(p, offsets, stride, kept, v + col, dv_pad, o + col,
+                                          alpha);
   });
 }
 
@@ -99,9 +100,8 @@ inline void pv_gather(const float* p, const int32_t* offsets, int64_t stride, in
 // key0, pruned: kept values and columns [R][kept_span]. keys limits the keys of each row
 // (causal, window, present).
 inline void score_and_select_span(const FlashBlockArgs& a, const float* q_tile, int64_t tile_row,
-                                  int64_t key0, int64_t span, const TileKeys& keys,
-                                  KeptIndex index, float* s, float* kept_values,
-                                  int32_t* kept_columns) {
+                                  int64_t key0, int64_t span, const TileKeys& keys, KeptIndex index,
+                                  float* s, float* kept_values, int32_t* kept_columns) {
   const auto* k = static_cast<const float*>(a.k_packed);
   const int64_t existing = std::min(span, a.lk_pad - key0);
   // Register tiles of columns; spans start on a multiple of 64 keys, so none straddles a block.
@@ -181,8 +181,10 @@ inline void sparse_unfused_scores(const UnfusedArgs& u, int64_t tile_begin, int6
                             KeptIndex::columns(), s, kept_values, kept_columns);
       for (int r = 0; r < R; ++r) {
         const int64_t at = (t * R + r) * u.kept_stride + slot;
-        std::copy(kept_values + r * kept_span, kept_values + (r + 1) * kept_span, u.kept_values + at);
-        std::copy(kept_columns + r * kept_span, kept_columns + (r + 1) * kept_span, u.kept_columns + at);
+        std::copy(kept_values + r * kept_span, kept_values + (r + 1) * kept_span,
+                  u.kept_values + at);
+        std::copy(kept_columns + r * kept_span, kept_columns + (r + 1) * kept_span,
+                  u.kept_columns + at);
       }
     }
   }
