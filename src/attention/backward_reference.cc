@@ -10,26 +10,13 @@
 #include <vector>
 
 #include "attention/backward_problem.h"
+#include "attention/element_access.h"
 #include "sparse/nm_selection.h"
 
 namespace dfss::detail {
 namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
-
-double load(const ConstTensorView& t, int64_t offset) {
-  if (t.dtype == DType::f32) return static_cast<const float*>(t.data)[offset];
-  return bf16_to_float(static_cast<const uint16_t*>(t.data)[offset]);
-}
-
-void store(const TensorView& t, int64_t offset, double value) {
-  const auto narrowed = static_cast<float>(value);
-  if (t.dtype == DType::f32) {
-    static_cast<float*>(t.data)[offset] = narrowed;
-  } else {
-    static_cast<uint16_t*>(t.data)[offset] = float_to_bf16(narrowed);
-  }
-}
 
 int64_t offset(const auto& t, int64_t i0, int64_t i1, int64_t i2, int64_t i3) {
   return i0 * t.stride[0] + i1 * t.stride[1] + i2 * t.stride[2] + i3 * t.stride[3];
@@ -62,8 +49,8 @@ bool row_probabilities(const AttentionProblem& a, int64_t b, int64_t h, int64_t 
     double dot = 0.0;
     float dot_fp32 = 0.0f;  // the kernels' fma chain in key-dimension order
     for (int64_t c = 0; c < a.d; ++c) {
-      const double qc = load(a.q, offset(a.q, b, h, i, c));
-      const double kc = load(a.k, k_head + j * a.k.stride[2] + c * a.k.stride[3]);
+      const double qc = load_element(a.q, offset(a.q, b, h, i, c));
+      const double kc = load_element(a.k, k_head + j * a.k.stride[2] + c * a.k.stride[3]);
       dot += qc * kc;
       dot_fp32 = std::fma(static_cast<float>(qc), static_cast<float>(kc), dot_fp32);
     }
@@ -120,31 +107,33 @@ void backward_row(const BackwardProblem& problem, int64_t b, int64_t h, int64_t 
       s.dp[static_cast<size_t>(j)] = 0.0;
       if (weight == 0.0) continue;
       for (int64_t c = 0; c < a.dv; ++c) {
-        const double value = load(a.v, v_head + j * a.v.stride[2] + c * a.v.stride[3]);
+        const double value = load_element(a.v, v_head + j * a.v.stride[2] + c * a.v.stride[3]);
         s.o[static_cast<size_t>(c)] += weight * value;
         s.dp[static_cast<size_t>(j)] +=
-            load(problem.d_out, offset(problem.d_out, b, h, i, c)) * value;
+            load_element(problem.d_out, offset(problem.d_out, b, h, i, c)) * value;
       }
     }
     double delta = 0.0;
     for (int64_t c = 0; c < a.dv; ++c)
-      delta += load(problem.d_out, offset(problem.d_out, b, h, i, c)) * s.o[static_cast<size_t>(c)];
+      delta += load_element(problem.d_out, offset(problem.d_out, b, h, i, c)) *
+               s.o[static_cast<size_t>(c)];
     for (int64_t j = 0; j < a.lk; ++j) {
       const double weight = s.p[static_cast<size_t>(j)];
       if (weight == 0.0) continue;
       const double ds = weight * (s.dp[static_cast<size_t>(j)] - delta);
       for (int64_t c = 0; c < a.dv; ++c)
         s.dv[static_cast<size_t>(j * a.dv + c)] +=
-            weight * load(problem.d_out, offset(problem.d_out, b, h, i, c));
+            weight * load_element(problem.d_out, offset(problem.d_out, b, h, i, c));
       for (int64_t c = 0; c < a.d; ++c) {
-        const double kc = load(a.k, k_head + j * a.k.stride[2] + c * a.k.stride[3]);
+        const double kc = load_element(a.k, k_head + j * a.k.stride[2] + c * a.k.stride[3]);
         dq[static_cast<size_t>(c)] += a.scale * ds * kc;
-        s.dk[static_cast<size_t>(j * a.d + c)] += a.scale * ds * load(a.q, offset(a.q, b, h, i, c));
+        s.dk[static_cast<size_t>(j * a.d + c)] +=
+            a.scale * ds * load_element(a.q, offset(a.q, b, h, i, c));
       }
     }
   }
   for (int64_t c = 0; c < a.d; ++c)
-    store(problem.dq, offset(problem.dq, b, h, i, c), dq[static_cast<size_t>(c)]);
+    store_element(problem.dq, offset(problem.dq, b, h, i, c), dq[static_cast<size_t>(c)]);
 }
 
 }  // namespace
@@ -176,10 +165,11 @@ void run_backward_reference(const BackwardProblem& problem) {
       for (int64_t i = 0; i < a.lq; ++i) backward_row(problem, b, h, i, s);
     for (int64_t j = 0; j < a.lk; ++j) {
       for (int64_t c = 0; c < a.d; ++c)
-        store(problem.dk, offset(problem.dk, b, kvh, j, c), s.dk[static_cast<size_t>(j * a.d + c)]);
+        store_element(problem.dk, offset(problem.dk, b, kvh, j, c),
+                      s.dk[static_cast<size_t>(j * a.d + c)]);
       for (int64_t c = 0; c < a.dv; ++c)
-        store(problem.dv, offset(problem.dv, b, kvh, j, c),
-              s.dv[static_cast<size_t>(j * a.dv + c)]);
+        store_element(problem.dv, offset(problem.dv, b, kvh, j, c),
+                      s.dv[static_cast<size_t>(j * a.dv + c)]);
     }
   }
 }

@@ -7,24 +7,11 @@
 #include <limits>
 #include <vector>
 
+#include "attention/element_access.h"
 #include "attention/problem.h"
 
 namespace dfss::detail {
 namespace {
-
-double load(const void* data, DType dtype, int64_t offset) {
-  if (dtype == DType::f32) return static_cast<const float*>(data)[offset];
-  return bf16_to_float(static_cast<const uint16_t*>(data)[offset]);
-}
-
-void store(void* data, DType dtype, int64_t offset, double value) {
-  const auto narrowed = static_cast<float>(value);
-  if (dtype == DType::f32) {
-    static_cast<float*>(data)[offset] = narrowed;
-  } else {
-    static_cast<uint16_t*>(data)[offset] = float_to_bf16(narrowed);
-  }
-}
 
 // Scratch for one query row: its scores and its weighted sum of values.
 struct RowScratch {
@@ -52,8 +39,8 @@ void reference_row(const AttentionProblem& p, int64_t b, int64_t h, int64_t i,
   for (int64_t j = first; j < visible; ++j) {
     double dot = 0.0;
     for (int64_t c = 0; c < p.d; ++c) {
-      dot += load(q.data, p.dtype, q_row + c * q.stride[3]) *
-             load(k.data, p.dtype, k_head + j * k.stride[2] + c * k.stride[3]);
+      dot += load_element(q, q_row + c * q.stride[3]) *
+             load_element(k, k_head + j * k.stride[2] + c * k.stride[3]);
     }
     double score = static_cast<double>(p.scale) * dot;
     // The masks summed in fp32 (problem.bias), as every implementation adds them.
@@ -67,7 +54,7 @@ void reference_row(const AttentionProblem& p, int64_t b, int64_t h, int64_t i,
   const int64_t out_row = b * out.stride[0] + h * out.stride[1] + i * out.stride[2];
   float* lse = p.log_sum_exp ? p.log_sum_exp + (b * p.heads + h) * p.lq + i : nullptr;
   if (row_max == kNegInf) {  // every key masked (or Lk = 0): defined as zeros
-    for (int64_t c = 0; c < p.dv; ++c) store(out.data, out.dtype, out_row + c * out.stride[3], 0.0);
+    for (int64_t c = 0; c < p.dv; ++c) store_element(out, out_row + c * out.stride[3], 0.0);
     if (lse) *lse = -std::numeric_limits<float>::infinity();
     return;
   }
@@ -80,11 +67,11 @@ void reference_row(const AttentionProblem& p, int64_t b, int64_t h, int64_t i,
     // A key with weight exactly 0 (additive -inf) contributes nothing, not 0 * NaN.
     if (weight == 0.0) continue;
     for (int64_t c = 0; c < p.dv; ++c) {
-      scratch.sums[c] += weight * load(v.data, p.dtype, v_head + j * v.stride[2] + c * v.stride[3]);
+      scratch.sums[c] += weight * load_element(v, v_head + j * v.stride[2] + c * v.stride[3]);
     }
   }
   for (int64_t c = 0; c < p.dv; ++c) {
-    store(out.data, out.dtype, out_row + c * out.stride[3], scratch.sums[c] / denominator);
+    store_element(out, out_row + c * out.stride[3], scratch.sums[c] / denominator);
   }
   if (lse) *lse = static_cast<float>(row_max + std::log(denominator));
 }

@@ -10,27 +10,11 @@
 #include <limits>
 #include <vector>
 
+#include "attention/element_access.h"
 #include "attention/problem.h"
 #include "sparse/nm_selection.h"
 
 namespace dfss::detail {
-namespace {
-
-float load(const ConstTensorView& t, int64_t offset) {
-  if (t.dtype == DType::f32) return static_cast<const float*>(t.data)[offset];
-  return bf16_to_float(static_cast<const uint16_t*>(t.data)[offset]);
-}
-
-void store(const TensorView& out, int64_t offset, double value) {
-  const auto narrowed = static_cast<float>(value);
-  if (out.dtype == DType::f32) {
-    static_cast<float*>(out.data)[offset] = narrowed;
-  } else {
-    static_cast<uint16_t*>(out.data)[offset] = float_to_bf16(narrowed);
-  }
-}
-
-}  // namespace
 
 void sparse_reference_scores(const AttentionProblem& p, int64_t b, int64_t h, int64_t i,
                              std::vector<float>& scores) {
@@ -44,8 +28,8 @@ void sparse_reference_scores(const AttentionProblem& p, int64_t b, int64_t h, in
   for (int64_t j = p.first_key(i); j < visible; ++j) {
     float dot = 0.0f;
     for (int64_t c = 0; c < p.d; ++c)
-      dot = std::fma(load(p.q, q_row + c * p.q.stride[3]),
-                     load(p.k, k_head + j * p.k.stride[2] + c * p.k.stride[3]), dot);
+      dot = std::fma(load_element(p.q, q_row + c * p.q.stride[3]),
+                     load_element(p.k, k_head + j * p.k.stride[2] + c * p.k.stride[3]), dot);
     scores[static_cast<size_t>(j)] = std::fma(dot, p.scale, p.bias(b, h, i, j));
   }
 }
@@ -93,12 +77,12 @@ void run_sparse_reference(const AttentionProblem& p) {
             if (weight == 0.0) continue;  // no 0 * NaN
             for (int64_t c = 0; c < p.dv; ++c)
               sums[static_cast<size_t>(c)] +=
-                  weight * load(p.v, v_head + j * p.v.stride[2] + c * p.v.stride[3]);
+                  weight * load_element(p.v, v_head + j * p.v.stride[2] + c * p.v.stride[3]);
           }
         }
         for (int64_t c = 0; c < p.dv; ++c)
-          store(p.out, out_row + c * p.out.stride[3],
-                denominator == 0.0 ? 0.0 : sums[static_cast<size_t>(c)] / denominator);
+          store_element(p.out, out_row + c * p.out.stride[3],
+                        denominator == 0.0 ? 0.0 : sums[static_cast<size_t>(c)] / denominator);
         // Over the kept entries; the max is one of them.
         if (p.log_sum_exp) {
           p.log_sum_exp[(b * p.heads + h) * p.lq + i] =
