@@ -76,7 +76,7 @@ kernels::BackwardTileArgs tile_args(const BackwardProblem& problem, const Backwa
   a.rows = std::min(kBackwardRows, p.lq - row0);
   a.first_row = row0;
   a.block_keys = g.block_keys;
-  a.keys_present = backward_keys_present(p, b);
+  a.keys_present = keys_present(p, b);
   a.lk = p.lk;
   a.d = p.d;
   a.dv = p.dv;
@@ -141,7 +141,7 @@ void run_backward_fused(const BackwardProblem& problem, BackwardSchedule schedul
     return single_pass_fits && 5 * rounds * p.threads <= 7 * chunk;
   };
   auto visible = [&](int64_t b, int64_t block, int64_t row0) {
-    return tile_visible(p, g, backward_keys_present(p, b), block * g.block_keys, row0,
+    return tile_visible(p, g, keys_present(p, b), block * g.block_keys, row0,
                         std::min(kBackwardRows, p.lq - row0));
   };
   // The tile of query rows row0.. of head h against key block `block`; dV += Pᵀ dO and

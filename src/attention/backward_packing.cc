@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "attention/element_access.h"
 #include "attention/packing.h"
 #include "kernels/attention_backward/backward_kernels.h"
 
@@ -11,11 +12,6 @@ namespace {
 
 using kernels::kKeyBlock;
 using kernels::kTileRows;
-
-float load(const ConstTensorView& t, int64_t offset) {
-  if (t.dtype == DType::f32) return static_cast<const float*>(t.data)[offset];
-  return bf16_to_float(static_cast<const uint16_t*>(t.data)[offset]);
-}
 
 // Element (i0, i1, i2, 0) of a view; consecutive elements are stride[3] apart.
 int64_t row_offset(const auto& t, int64_t i0, int64_t i1, int64_t i2) {
@@ -70,29 +66,26 @@ PackedQueryHead query_head_at(const BackwardGeometry& g, float* base) {
   return head;
 }
 
-int64_t backward_keys_present(const AttentionProblem& p, int64_t b) {
-  return p.valid_lengths ? p.valid_lengths[b] : p.lk;
-}
-
 void pack_key_head(const BackwardProblem& problem, const BackwardGeometry& g, int64_t b,
                    int64_t kv_head, const PackedKeyHead& dst) {
   const AttentionProblem& p = problem.forward;
   std::fill(dst.k_blocks, dst.k_blocks + g.kv_floats, 0.0f);
   // Keys past valid_lengths[b] stay 0: they are never read, as in the forward.
-  const int64_t present = backward_keys_present(p, b);
+  const int64_t present = keys_present(p, b);
   for (int64_t j = 0; j < present; ++j) {
     const int64_t block = j / g.block_keys, column = j % g.block_keys;
     float* k_t = dst.k_blocks + block * g.d * kKeyBlock + column;
     float* k_row = dst.k_rows + (block * kKeyBlock + column) * g.d_pad;
     const int64_t k_at = row_offset(p.k, b, kv_head, j);
     for (int64_t c = 0; c < g.d; ++c) {
-      const float value = load(p.k, k_at + c * p.k.stride[3]);
+      const float value = load_element(p.k, k_at + c * p.k.stride[3]);
       k_t[c * kKeyBlock] = value;
       k_row[c] = value;
     }
     float* v_t = dst.v_blocks + block * g.dv * kKeyBlock + column;
     const int64_t v_at = row_offset(p.v, b, kv_head, j);
-    for (int64_t c = 0; c < g.dv; ++c) v_t[c * kKeyBlock] = load(p.v, v_at + c * p.v.stride[3]);
+    for (int64_t c = 0; c < g.dv; ++c)
+      v_t[c * kKeyBlock] = load_element(p.v, v_at + c * p.v.stride[3]);
   }
 }
 
@@ -106,7 +99,7 @@ void pack_query_head(const BackwardProblem& problem, const BackwardGeometry& g, 
     const int64_t tile = i / kTileRows, lane = i % kTileRows;
     const int64_t q_at = row_offset(p.q, b, h, i);
     for (int64_t c = 0; c < g.d; ++c) {
-      const float value = load(p.q, q_at + c * p.q.stride[3]);
+      const float value = load_element(p.q, q_at + c * p.q.stride[3]);
       dst.q_tiles[(tile * g.d + c) * kTileRows + lane] = value;
       dst.q_rows[i * g.d_pad + c] = value;
     }
@@ -114,10 +107,11 @@ void pack_query_head(const BackwardProblem& problem, const BackwardGeometry& g, 
     const int64_t o_at = row_offset(problem.out, b, h, i);
     double delta = 0.0;  // O(d) per row: double costs nothing and keeps D exact to fp32
     for (int64_t c = 0; c < g.dv; ++c) {
-      const float value = load(problem.d_out, do_at + c * problem.d_out.stride[3]);
+      const float value = load_element(problem.d_out, do_at + c * problem.d_out.stride[3]);
       dst.do_tiles[(tile * g.dv + c) * kTileRows + lane] = value;
       dst.do_rows[i * g.dv_pad + c] = value;
-      delta += static_cast<double>(value) * load(problem.out, o_at + c * problem.out.stride[3]);
+      delta +=
+          static_cast<double>(value) * load_element(problem.out, o_at + c * problem.out.stride[3]);
     }
     dst.lse[i] = lse[i];
     dst.delta[i] = static_cast<float>(delta);
@@ -126,7 +120,7 @@ void pack_query_head(const BackwardProblem& problem, const BackwardGeometry& g, 
 
 void build_backward_key_bias(const AttentionProblem& p, const BackwardGeometry& g, int64_t b,
                              float* bias) {
-  const int64_t present = backward_keys_present(p, b);
+  const int64_t present = keys_present(p, b);
   for (int64_t block = 0; block < g.key_blocks; ++block) {
     for (int64_t column = 0; column < kKeyBlock; ++column) {
       const int64_t j = block * g.block_keys + column;

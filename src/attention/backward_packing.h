@@ -38,9 +38,6 @@ struct PackedQueryHead {
 PackedKeyHead key_head_at(const BackwardGeometry& g, float* base);
 PackedQueryHead query_head_at(const BackwardGeometry& g, float* base);
 
-// Keys of batch item b that exist: Lk, or valid_lengths[b].
-int64_t backward_keys_present(const AttentionProblem& problem, int64_t b);
-
 void pack_key_head(const BackwardProblem& problem, const BackwardGeometry& g, int64_t b,
                    int64_t kv_head, const PackedKeyHead& dst);
 void pack_query_head(const BackwardProblem& problem, const BackwardGeometry& g, int64_t b,
