@@ -6,6 +6,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -216,6 +217,30 @@ TEST(OutputFiles, OutputsCommitTogetherOrNotAtAll) {
   outputs.commit();
   EXPECT_EQ(read_file(a), "new a");
   EXPECT_EQ(read_file(b), "new b");
+  EXPECT_EQ(listing(dir), (std::vector<std::string>{"a.bin", "b.bin"}));
+}
+
+TEST(OutputFiles, AFailedRenamePutsBackTheFilesAlreadyReplaced) {
+  const TempDir dir;
+  const std::string a = dir.file("a.bin"), b = dir.file("b.bin");
+  write_text(a, "old a");
+  write_text(b, "old b");
+  // An immutable file cannot be replaced, even by root: the second rename fails.
+  if (std::system(("chattr +i '" + b + "' 2>/dev/null").c_str()) != 0) {
+    GTEST_SKIP() << "chattr +i is not available here";
+  }
+  struct Unfreeze {
+    std::string path;
+    ~Unfreeze() { (void)!std::system(("chattr -i '" + path + "'").c_str()); }
+  } unfreeze{b};
+  OutputSet outputs;
+  const size_t ia = outputs.add(a, "--out"), ib = outputs.add(b, "--scores-out");
+  outputs.file(ia).write(bytes_of("new a"));
+  outputs.file(ib).write(bytes_of("new b"));
+  const std::string message = message_of<IoError>([&] { outputs.commit(); });
+  EXPECT_TRUE(contains(message, "--scores-out " + b + ": cannot replace")) << message;
+  EXPECT_EQ(read_file(a), "old a");
+  EXPECT_EQ(read_file(b), "old b");
   EXPECT_EQ(listing(dir), (std::vector<std::string>{"a.bin", "b.bin"}));
 }
 
