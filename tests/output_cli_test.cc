@@ -135,7 +135,8 @@ TEST_F(OutputCliTest, WriteErrorsOnStandardOutputFail) {
   const int status = std::system(command.c_str());
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 2);
-  EXPECT_TRUE(contains(read_file(err), "dfss: error: cannot write to standard output"))
+  EXPECT_TRUE(contains(read_file(err),
+                       "dfss: error: cannot write to standard output: No space left on device"))
       << read_file(err);
 
   // --help writes to standard output too.

@@ -22,11 +22,16 @@ constexpr int kExitError = 2;
 // Everything written to stdout is flushed and checked, so that output lost to a full disk
 // or a closed descriptor (`dfss info > /dev/full`) fails the command instead of passing.
 int with_stdout_flushed(int exit_code) {
-  std::cout.flush();
+  // std::cout writes through stdout's buffer, so either flush may be the one that fails.
   errno = 0;
-  const bool flushed = std::fflush(stdout) == 0;
-  const int error = errno;
-  if (flushed && !std::ferror(stdout) && std::cout.good()) return exit_code;
+  std::cout.flush();
+  bool failed = !std::cout.good();
+  int error = failed ? errno : 0;
+  if (std::fflush(stdout) != 0) {
+    failed = true;
+    error = errno;
+  }
+  if (!failed && !std::ferror(stdout)) return exit_code;
   std::cerr << "dfss: error: cannot write to standard output"
             << (error != 0 ? std::string(": ") + std::strerror(error) : std::string()) << "\n";
   return kExitError;
