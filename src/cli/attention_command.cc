@@ -116,8 +116,10 @@ void run_attention(const AttentionArgs& args, Isa isa) {
   // Both outputs are complete before either replaces its destination, so a failure
   // leaves both as they were.
   if (!args.scores_out.empty()) {
-    io::write_npz(outputs.file(scores_index),
-                  scores_npz_entries(compressed_scores(q_view, k_view, v_view, options)));
+    // Computed before its temporary file is created; freed once written.
+    const std::vector<io::NpzEntry> scores =
+        scores_npz_entries(compressed_scores(q_view, k_view, v_view, options));
+    io::write_npz(outputs.file(scores_index), scores);
   }
   io::write_npy(outputs.file(out_index), out.get(), {out_shape.begin(), out_shape.end()});
   outputs.commit();
