@@ -11,6 +11,7 @@
 #include "dfss/errors.h"
 #include "io/npy.h"
 #include "io/npz.h"
+#include "io/output_set.h"
 
 namespace dfss::cli {
 
@@ -65,6 +66,11 @@ void run_attention(const AttentionArgs& args, Isa isa) {
     throw InvalidArgument("--scores-out: needs an N:M --pattern (e.g. --pattern 2:4); got '" +
                           args.pattern + "', which prunes no scores");
   }
+  // The outputs are checked before the work, and committed together after it.
+  io::OutputSet outputs;
+  const size_t out_index = outputs.add(args.out, "--out");
+  const size_t scores_index =
+      args.scores_out.empty() ? 0 : outputs.add(args.scores_out, "--scores-out");
 
   const io::NpyArray q = read_input("--q", args.q);
   const io::NpyArray k = read_input("--k", args.k);
@@ -107,27 +113,16 @@ void run_attention(const AttentionArgs& args, Isa isa) {
     v_view = const_view(v16.data(), v_shape);
   }
   attention(q_view, k_view, v_view, mutable_view(out.get(), out_shape), options);
-  // Everything is computed before the first file is written, so a failed computation
-  // leaves both outputs as they were.
-  std::vector<io::NpzEntry> scores;
+  // Both outputs are complete before either replaces its destination, so a failure
+  // leaves both as they were.
   if (!args.scores_out.empty()) {
-    scores = scores_npz_entries(compressed_scores(q_view, k_view, v_view, options));
+    // Computed before its temporary file is created; freed once written.
+    const std::vector<io::NpzEntry> scores =
+        scores_npz_entries(compressed_scores(q_view, k_view, v_view, options));
+    io::write_npz(outputs.file(scores_index), scores);
   }
-
-  if (!args.scores_out.empty()) {
-    try {
-      io::write_npz(args.scores_out, scores);
-    } catch (const IoError& e) {
-      throw IoError(std::string("--scores-out ") + e.what());
-    } catch (const InvalidArgument& e) {
-      throw InvalidArgument(std::string("--scores-out ") + e.what());
-    }
-  }
-  try {
-    io::write_npy(args.out, out.get(), {out_shape.begin(), out_shape.end()});
-  } catch (const IoError& e) {
-    throw IoError(std::string("--out ") + e.what());
-  }
+  io::write_npy(outputs.file(out_index), out.get(), {out_shape.begin(), out_shape.end()});
+  outputs.commit();
 }
 
 }  // namespace dfss::cli

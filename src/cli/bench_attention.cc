@@ -320,7 +320,7 @@ void run_bench_attention(const BenchAttentionArgs& args, Isa isa) {
       }
     }
   }
-  if (!args.json.empty()) check_writable_directory(args.json, "--json");
+  if (!args.json.empty()) check_output_file(args.json, "--json");
 
   BenchSetup setup;
   setup.batch = args.batch;

@@ -1,16 +1,11 @@
 #include "cli/bench_common.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdint>
-#include <cstring>
-#include <filesystem>
 #include <fstream>
 
 #include "dfss/errors.h"
-#include "io/atomic_file.h"
+#include "io/output_set.h"
 
 namespace dfss::cli {
 
@@ -20,21 +15,15 @@ double median(std::vector<double> values) {
   return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
-void check_writable_directory(const std::string& path, const char* flag) {
-  std::filesystem::path directory = std::filesystem::path(path).parent_path();
-  if (directory.empty()) directory = std::filesystem::path(".");
-  if (::access(directory.c_str(), W_OK) != 0) {
-    throw IoError(std::string(flag) + " " + path + ": cannot write into '" + directory.string() +
-                  "': " + std::strerror(errno));
-  }
+void check_output_file(const std::string& path, const char* flag) {
+  io::check_output(path, flag);
 }
 
 void write_text_file(const std::string& path, const std::string& text, const char* flag) {
-  try {
-    io::write_file_atomically(path, {{reinterpret_cast<const uint8_t*>(text.data()), text.size()}});
-  } catch (const IoError& e) {
-    throw IoError(std::string(flag) + " " + e.what());
-  }
+  io::OutputSet outputs;
+  outputs.file(outputs.add(path, flag))
+      .write({reinterpret_cast<const uint8_t*>(text.data()), text.size()});
+  outputs.commit();
 }
 
 std::string cpu_model_name() {

@@ -10,10 +10,11 @@ namespace dfss::cli {
 double median(std::vector<double> values);
 
 // Fails before a long run rather than after it if `path` (given as `flag`) cannot be
-// created: throws IoError naming both if its directory is not writable.
-void check_writable_directory(const std::string& path, const char* flag);
+// written: throws IoError naming both if io::check_output refuses it (a missing or
+// unwritable directory, a directory or device in its place, ...).
+void check_output_file(const std::string& path, const char* flag);
 
-// Writes `text` to `path` atomically; errors name `flag`.
+// Writes `text` to `path` atomically (io::OutputSet); errors name `flag`.
 void write_text_file(const std::string& path, const std::string& text, const char* flag);
 
 // The CPU's model name from /proc/cpuinfo, or "unknown"; recorded so that plots of the

@@ -1,7 +1,10 @@
 #include "cli/cli.h"
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <new>
 #include <string>
@@ -9,11 +12,30 @@
 #include "cli/commands.h"
 #include "dfss/errors.h"
 #include "dfss/version.h"
+#include "io/temporary_cleanup.h"
 
 namespace dfss::cli {
 namespace {
 
 constexpr int kExitError = 2;
+
+// Everything written to stdout is flushed and checked, so that output lost to a full disk
+// or a closed descriptor (`dfss info > /dev/full`) fails the command instead of passing.
+int with_stdout_flushed(int exit_code) {
+  // std::cout writes through stdout's buffer, so either flush may be the one that fails.
+  errno = 0;
+  std::cout.flush();
+  bool failed = !std::cout.good();
+  int error = failed ? errno : 0;
+  if (std::fflush(stdout) != 0) {
+    failed = true;
+    error = errno;
+  }
+  if (!failed && !std::ferror(stdout)) return exit_code;
+  std::cerr << "dfss: error: cannot write to standard output"
+            << (error != 0 ? std::string(": ") + std::strerror(error) : std::string()) << "\n";
+  return kExitError;
+}
 
 }  // namespace
 
@@ -104,9 +126,11 @@ int run(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     // --help and --version arrive here too, with exit code 0.
-    return app.exit(e) == 0 ? 0 : kExitError;
+    return with_stdout_flushed(app.exit(e) == 0 ? 0 : kExitError);
   }
 
+  // An interrupted write must not leave its temporary file behind.
+  io::remove_temporaries_on_signals();
   try {
     const Isa isa = parse_isa(isa_text, "--isa");
     if (info->parsed()) run_info(isa);
@@ -115,13 +139,13 @@ int run(int argc, char** argv) {
     if (bench_embed->parsed()) run_bench_embed(bench_embed_args, isa);
     if (embed->parsed()) run_embed(embed_args, isa);
     if (eval_embed->parsed()) run_eval_embed(eval_embed_args, isa);
-    return 0;
+    return with_stdout_flushed(0);
   } catch (const Error& e) {
     std::cerr << "dfss: error: " << e.what() << "\n";
   } catch (const std::bad_alloc&) {
     std::cerr << "dfss: error: out of memory\n";
   }
-  return kExitError;
+  return with_stdout_flushed(kExitError);
 }
 
 }  // namespace dfss::cli

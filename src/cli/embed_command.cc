@@ -6,6 +6,7 @@
 #include "cli/text_lines.h"
 #include "dfss/errors.h"
 #include "io/npy.h"
+#include "io/output_set.h"
 
 namespace dfss::cli {
 
@@ -20,17 +21,17 @@ void add_embed_options(CLI::App& command, EmbedArgs& args) {
 }
 
 void run_embed(const EmbedArgs& args, Isa isa) {
+  // Checked before the model is loaded, so that a bad --output does not cost a whole run.
+  io::OutputSet outputs;
+  const size_t output = outputs.add(args.output, "--output");
   const BertEncoder encoder = BertEncoder::load(args.input.model);
   const EncodeOptions options = encode_options(args.input, encoder, isa);
   const std::vector<std::string> lines = read_text_lines(args.input.input);
   const auto texts = tokenize_lines(encoder, lines, args.input);
   const EmbedRun run = embed_all(encoder, texts, options, args.input.batch, "embed");
-  try {
-    io::write_npy(args.output, run.embeddings.data(),
-                  {static_cast<int64_t>(texts.size()), encoder.hidden_size()});
-  } catch (const IoError& e) {
-    throw IoError(std::string("--output ") + e.what());
-  }
+  io::write_npy(outputs.file(output), run.embeddings.data(),
+                {static_cast<int64_t>(texts.size()), encoder.hidden_size()});
+  outputs.commit();
 }
 
 }  // namespace dfss::cli

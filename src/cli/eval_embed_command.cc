@@ -61,7 +61,7 @@ void add_eval_embed_options(CLI::App& command, EvalEmbedArgs& args) {
 }
 
 void run_eval_embed(const EvalEmbedArgs& args, Isa isa) {
-  if (!args.json.empty()) check_writable_directory(args.json, "--json");
+  if (!args.json.empty()) check_output_file(args.json, "--json");
   const BertEncoder encoder = BertEncoder::load(args.input.model);
   const EncodeOptions sparse = encode_options(args.input, encoder, isa);
   EncodeOptions dense = sparse;

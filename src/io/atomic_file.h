@@ -1,5 +1,7 @@
 // Writes a whole file so that readers never see it half-written: the bytes go to a
-// temporary file in the same directory, which is then renamed over the destination.
+// temporary file in the same directory, which is then renamed over the destination. The
+// destination rules are those of check_output (output_target.h); several files committed
+// together use OutputSet (output_set.h).
 #pragma once
 
 #include <cstdint>

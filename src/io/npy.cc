@@ -10,8 +10,8 @@
 #include <cstring>
 
 #include "dfss/errors.h"
-#include "io/atomic_file.h"
 #include "io/npy_header.h"
+#include "io/output_set.h"
 
 namespace dfss::io {
 
@@ -260,23 +260,36 @@ std::vector<uint8_t> encode_npy(const NpyArray& array) {
   return out;
 }
 
-void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape) {
+void write_npy(StagedFile& file, const float* data, const std::vector<int64_t>& shape) {
+  const std::string& name = file.target().label;
   int64_t numel = 0;
   uint64_t bytes = 0;
   // Validated here so that a bad shape cannot make the byte count below wrap around.
   const std::string problem = detail::checked_size(shape, 4, &numel, &bytes);
   if (!problem.empty()) {
-    throw InvalidArgument(path + ": invalid shape " + shape_string(shape) + ": " + problem);
+    throw InvalidArgument(name + ": invalid shape " + shape_string(shape) + ": " + problem);
   }
-  const std::string header = header_for_writing(NpyDType::f32, shape, numel, path);
-  write_file_atomically(path, {as_bytes(header), {reinterpret_cast<const uint8_t*>(data), bytes}});
+  file.write(as_bytes(header_for_writing(NpyDType::f32, shape, numel, name)));
+  file.write({reinterpret_cast<const uint8_t*>(data), bytes});
+}
+
+void write_npy(StagedFile& file, const NpyArray& array) {
+  const std::span<const uint8_t> data = storage_bytes(array);
+  file.write(as_bytes(header_for_writing(
+      array.dtype, array.shape, data.size() / npy_dtype_size(array.dtype), file.target().label)));
+  file.write(data);
+}
+
+void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape) {
+  OutputSet outputs;
+  write_npy(outputs.file(outputs.add(path)), data, shape);
+  outputs.commit();
 }
 
 void write_npy(const std::string& path, const NpyArray& array) {
-  const std::span<const uint8_t> data = storage_bytes(array);
-  const std::string header =
-      header_for_writing(array.dtype, array.shape, data.size() / npy_dtype_size(array.dtype), path);
-  write_file_atomically(path, {as_bytes(header), data});
+  OutputSet outputs;
+  write_npy(outputs.file(outputs.add(path)), array);
+  outputs.commit();
 }
 
 }  // namespace dfss::io

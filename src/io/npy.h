@@ -15,6 +15,8 @@
 
 namespace dfss::io {
 
+class StagedFile;
+
 enum class NpyDType : uint8_t { f32, bool_, f64, i64, i32, u16 };
 
 // "float32", "bool", "float64", "int64", "int32", "uint16".
@@ -66,5 +68,10 @@ void write_npy(const std::string& path, const float* data, const std::vector<int
 
 // Writes any supported array the same way.
 void write_npy(const std::string& path, const NpyArray& array);
+
+// The same two, into an output of an OutputSet (output_set.h), for commands that commit
+// several files together; errors name the output's label.
+void write_npy(StagedFile& file, const float* data, const std::vector<int64_t>& shape);
+void write_npy(StagedFile& file, const NpyArray& array);
 
 }  // namespace dfss::io

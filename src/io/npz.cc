@@ -3,8 +3,8 @@
 #include <set>
 
 #include "dfss/errors.h"
-#include "io/atomic_file.h"
 #include "io/file_bytes.h"
+#include "io/output_set.h"
 #include "io/zip.h"
 
 namespace dfss::io {
@@ -21,10 +21,13 @@ void check_name(const std::string& name, const std::string& what) {
   }
 }
 
-std::vector<uint8_t> encode(const std::vector<NpzEntry>& entries, const std::string& what) {
+// The zip members of `entries`, checked; `headers` keeps the .npy headers they point to.
+std::vector<zip::MemberToWrite> members_of(const std::vector<NpzEntry>& entries,
+                                           const std::string& what,
+                                           std::vector<std::string>& headers) {
   std::set<std::string> names;
-  std::vector<std::string> headers;  // kept alive for the spans below
-  headers.reserve(entries.size());
+  headers.clear();
+  headers.reserve(entries.size());  // no reallocation: the spans below point into it
   std::vector<zip::MemberToWrite> members;
   for (const NpzEntry& entry : entries) {
     check_name(entry.name, what);
@@ -41,18 +44,41 @@ std::vector<uint8_t> encode(const std::vector<NpzEntry>& entries, const std::str
                        {{reinterpret_cast<const uint8_t*>(header.data()), header.size()},
                         npy_data(entry.array)}});
   }
-  return zip::encode(members, what);
+  return members;
 }
+
+class StagedFileSink : public zip::Sink {
+ public:
+  explicit StagedFileSink(StagedFile& file) : file_(file) {}
+  void append(std::span<const uint8_t> bytes) override { file_.write(bytes); }
+  void overwrite(uint64_t offset, std::span<const uint8_t> bytes) override {
+    file_.write_at(offset, bytes);
+  }
+
+ private:
+  StagedFile& file_;
+};
 
 }  // namespace
 
 std::vector<uint8_t> encode_npz(const std::vector<NpzEntry>& entries) {
-  return encode(entries, "encode_npz");
+  const std::string what = "encode_npz";
+  std::vector<std::string> headers;
+  return zip::encode(members_of(entries, what, headers), what);
+}
+
+void write_npz(StagedFile& file, const std::vector<NpzEntry>& entries) {
+  const std::string& what = file.target().label;
+  std::vector<std::string> headers;
+  const std::vector<zip::MemberToWrite> members = members_of(entries, what, headers);
+  StagedFileSink sink(file);
+  zip::write(members, sink, what);
 }
 
 void write_npz(const std::string& path, const std::vector<NpzEntry>& entries) {
-  const std::vector<uint8_t> image = encode(entries, path);
-  write_file_atomically(path, {image});
+  OutputSet outputs;
+  write_npz(outputs.file(outputs.add(path)), entries);
+  outputs.commit();
 }
 
 std::vector<NpzEntry> parse_npz(std::span<const uint8_t> bytes, const std::string& name) {

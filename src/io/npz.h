@@ -20,6 +20,8 @@
 
 namespace dfss::io {
 
+class StagedFile;
+
 struct NpzEntry {
   std::string name;  // the key numpy.load returns: the member name without ".npy"
   NpyArray array;
@@ -32,8 +34,12 @@ struct NpzEntry {
 std::vector<uint8_t> encode_npz(const std::vector<NpzEntry>& entries);
 
 // Writes encode_npz(entries) to `path` under a temporary name renamed into place, so
-// `path` is never left half-written. Errors name `path`.
+// `path` is never left half-written; the archive streams to the file, so no copy of it
+// is held in memory. Errors name `path`.
 void write_npz(const std::string& path, const std::vector<NpzEntry>& entries);
+
+// The same, into an output of an OutputSet (output_set.h); errors name its label.
+void write_npz(StagedFile& file, const std::vector<NpzEntry>& entries);
 
 // Parses an in-memory archive; `name` starts every error message. Every member must be
 // called "<key>.npy" with a non-empty key.

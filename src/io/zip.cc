@@ -32,6 +32,15 @@ constexpr uint16_t kFlagDataDescriptor = 0x0008;
 constexpr uint32_t kMax32 = 0xFFFFFFFF;
 constexpr uint16_t kMax16 = 0xFFFF;
 
+// Where the CRC-32 sits in a local header.
+constexpr uint64_t kCrcOffset = 14;
+
+uint64_t member_size(const MemberToWrite& member) {
+  uint64_t size = 0;
+  for (std::span<const uint8_t> part : member.parts) size += part.size();
+  return size;
+}
+
 void put16(std::vector<uint8_t>& out, uint32_t value) {
   out.push_back(static_cast<uint8_t>(value));
   out.push_back(static_cast<uint8_t>(value >> 8));
@@ -271,27 +280,23 @@ std::string printable(std::string_view text) {
   return out;
 }
 
-std::vector<uint8_t> encode(const std::vector<MemberToWrite>& members, const std::string& what) {
+void check_limits(const std::vector<MemberToWrite>& members, const std::string& what) {
   if (members.size() >= kMax16) {
     throw InvalidArgument(what + ": " + str(members.size()) +
                           " members need ZIP64; at most 65534 are supported");
   }
-  // Sizes first: the image is allocated once, and nothing can overflow a 32-bit field.
-  std::vector<uint64_t> sizes;
   uint64_t local_total = 0, directory_total = 0;
   for (const MemberToWrite& member : members) {
     if (member.name.size() > kMax16) {
       throw InvalidArgument(what + ": member name of " + str(member.name.size()) +
                             " bytes; at most 65535 are possible");
     }
-    uint64_t size = 0;
-    for (std::span<const uint8_t> part : member.parts) size += part.size();
+    const uint64_t size = member_size(member);
     if (size >= kMax32 || local_total >= kMax32) {
       throw InvalidArgument(what + ": member '" + printable(member.name) +
                             "' would be 4 GiB or more, or start past 4 GiB; this writer does "
                             "not support ZIP64");
     }
-    sizes.push_back(size);
     local_total += kLocalSize + member.name.size() + size;
     directory_total += kCentralSize + member.name.size();
   }
@@ -300,20 +305,18 @@ std::vector<uint8_t> encode(const std::vector<MemberToWrite>& members, const std
                           ": the archive would be 4 GiB or more; this writer does not "
                           "support ZIP64");
   }
+}
 
-  std::vector<uint8_t> out, directory;
-  out.reserve(static_cast<size_t>(local_total + directory_total + kEndSize));
-  directory.reserve(static_cast<size_t>(directory_total));
-  for (size_t i = 0; i < members.size(); ++i) {
-    const MemberToWrite& member = members[i];
-    uint32_t crc = 0;
-    for (std::span<const uint8_t> part : member.parts) crc = crc32(part, crc);
-    const auto offset = static_cast<uint32_t>(out.size());
-    const auto size = static_cast<uint32_t>(sizes[i]);
+void write(const std::vector<MemberToWrite>& members, Sink& sink, const std::string& what) {
+  check_limits(members, what);
+  // check_limits guarantees that every size and offset below fits its 32-bit field.
+  std::vector<uint8_t> directory;
+  uint64_t offset = 0;
+  for (const MemberToWrite& member : members) {
+    const auto size = static_cast<uint32_t>(member_size(member));
     const auto name_length = static_cast<uint32_t>(member.name.size());
-
     // Fields shared by the local header and the directory entry, from "version needed".
-    const auto common = [&](std::vector<uint8_t>& to) {
+    const auto common = [&](std::vector<uint8_t>& to, uint32_t crc) {
       put16(to, kVersion);  // version needed to extract
       put16(to, 0);         // flags
       put16(to, 0);         // method: stored
@@ -325,33 +328,65 @@ std::vector<uint8_t> encode(const std::vector<MemberToWrite>& members, const std
       put16(to, name_length);
       put16(to, 0);  // extra field length
     };
-    put32(out, kLocalSignature);
-    common(out);
-    out.insert(out.end(), member.name.begin(), member.name.end());
-    for (std::span<const uint8_t> part : member.parts)
-      out.insert(out.end(), part.begin(), part.end());
+    std::vector<uint8_t> header;
+    put32(header, kLocalSignature);
+    common(header, 0);  // the CRC is patched in below
+    header.insert(header.end(), member.name.begin(), member.name.end());
+    sink.append(header);
+
+    // In chunks, so that each piece is still in cache when it is written.
+    constexpr size_t kChunk = size_t{1} << 20;
+    uint32_t crc = 0;
+    for (std::span<const uint8_t> part : member.parts) {
+      while (!part.empty()) {
+        const std::span<const uint8_t> chunk = part.first(std::min(part.size(), kChunk));
+        crc = crc32(chunk, crc);
+        sink.append(chunk);
+        part = part.subspan(chunk.size());
+      }
+    }
+    std::vector<uint8_t> crc_field;
+    put32(crc_field, crc);
+    sink.overwrite(offset + kCrcOffset, crc_field);
 
     put32(directory, kCentralSignature);
     put16(directory, kVersion);  // version made by: 2.0, MS-DOS attributes
-    common(directory);
+    common(directory, crc);
     put16(directory, 0);  // comment length
     put16(directory, 0);  // disk number
     put16(directory, 0);  // internal attributes
     put32(directory, 0);  // external attributes
-    put32(directory, offset);
+    put32(directory, static_cast<uint32_t>(offset));
     directory.insert(directory.end(), member.name.begin(), member.name.end());
+    offset += header.size() + size;
   }
-  const auto directory_offset = static_cast<uint32_t>(out.size());
-  out.insert(out.end(), directory.begin(), directory.end());
-  put32(out, kEndSignature);
-  put16(out, 0);  // this disk
-  put16(out, 0);  // disk of the directory
-  put16(out, static_cast<uint32_t>(members.size()));
-  put16(out, static_cast<uint32_t>(members.size()));
-  put32(out, static_cast<uint32_t>(directory.size()));
-  put32(out, directory_offset);
-  put16(out, 0);  // comment length
-  return out;
+  std::vector<uint8_t> end;
+  put32(end, kEndSignature);
+  put16(end, 0);  // this disk
+  put16(end, 0);  // disk of the directory
+  put16(end, static_cast<uint32_t>(members.size()));
+  put16(end, static_cast<uint32_t>(members.size()));
+  put32(end, static_cast<uint32_t>(directory.size()));
+  put32(end, static_cast<uint32_t>(offset));
+  put16(end, 0);  // comment length
+  sink.append(directory);
+  sink.append(end);
+}
+
+std::vector<uint8_t> encode(const std::vector<MemberToWrite>& members, const std::string& what) {
+  class VectorSink : public Sink {
+   public:
+    void append(std::span<const uint8_t> bytes) override {
+      image.insert(image.end(), bytes.begin(), bytes.end());
+    }
+    void overwrite(uint64_t offset, std::span<const uint8_t> bytes) override {
+      std::copy(bytes.begin(), bytes.end(), image.begin() + static_cast<ptrdiff_t>(offset));
+    }
+    std::vector<uint8_t> image;
+  };
+  VectorSink sink;
+  write(members, sink, what);
+  return std::move(sink.image);
 }
 
 std::vector<Member> parse(std::span<const uint8_t> image, const std::string& name) {

@@ -16,11 +16,28 @@ struct MemberToWrite {
   std::vector<std::span<const uint8_t>> parts;
 };
 
-// An archive image with the members in order, each with a local header, its CRC-32 and a
-// central-directory entry. Timestamps are fixed (1980-01-01) so equal inputs give equal
-// bytes. Throws InvalidArgument starting with `what` if the archive would need ZIP64 (a
-// size or offset of 4 GiB or more, or more than 65534 members) or a name is longer than
-// 65535 bytes.
+// Where write() puts an archive: bytes appended in order, and header fields patched once
+// the data after them is known.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual void append(std::span<const uint8_t> bytes) = 0;
+  virtual void overwrite(uint64_t offset, std::span<const uint8_t> bytes) = 0;
+};
+
+// Throws InvalidArgument starting with `what` if the archive of `members` would need
+// ZIP64 (a size or offset of 4 GiB or more, or more than 65534 members) or a name is
+// longer than 65535 bytes.
+void check_limits(const std::vector<MemberToWrite>& members, const std::string& what);
+
+// Writes the archive of `members`, in order, each with a local header, its CRC-32 and a
+// central-directory entry, streaming: each member's data is appended as it is, its CRC-32
+// computed on the way and patched into its local header, so no copy of the archive is
+// held in memory. Timestamps are fixed (1980-01-01) so equal inputs give equal bytes.
+// Checks check_limits first, so nothing is written for an archive that cannot be.
+void write(const std::vector<MemberToWrite>& members, Sink& sink, const std::string& what);
+
+// The archive image write() produces, in memory.
 std::vector<uint8_t> encode(const std::vector<MemberToWrite>& members, const std::string& what);
 
 // A member of a parsed archive; `data` points into the parsed bytes.
