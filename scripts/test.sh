@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the dependencies, builds dfss and runs the whole test suite: ctest, then the
-# Python package's pytest suite (scripts/test-python.sh).
+# Installs the dependencies, builds dfss and runs the whole test suite: ctest, a part of it
+# under emulated older CPUs (scripts/test-isa-emulation.sh), then the Python package's pytest
+# suite (scripts/test-python.sh).
 #   scripts/test.sh              Release build in build/, then the Python tests
 #   scripts/test.sh --sanitize   AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/
 #                                (C++ tests only: the Python extension is not sanitized)
@@ -18,6 +19,8 @@ if [ "${1:-}" = "--sanitize" ]; then
 else
   bash scripts/build.sh build
   ctest --test-dir build --output-on-failure -j 2
+  # The same binaries on emulated older CPUs (no AVX; no AVX-512): one binary for every x86-64.
+  bash scripts/test-isa-emulation.sh build
   # The Python package (pip-installed into .venv-torch with the pinned torch) and its pytest
   # suite: the op against PyTorch, autograd, torch.compile, Hugging Face.
   bash scripts/test-python.sh

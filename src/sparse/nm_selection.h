@@ -10,9 +10,15 @@
 
 namespace dfss::sparse {
 
-inline float selection_key(float x) { return std::isnan(x) ? INFINITY : x; }
+// Internal linkage (static): per-ISA kernel files include these too, and an out-of-line copy
+// compiled with AVX-512 flags must never be the one the baseline code calls
+// (scripts/check-isa-objects.sh).
 
-inline bool outranks(float xj, int64_t j, float xi, int64_t i) {
+static inline float selection_key(float x) {
+  return std::isnan(x) ? INFINITY : x;
+}
+
+static inline bool outranks(float xj, int64_t j, float xi, int64_t i) {
   xj = selection_key(xj);
   xi = selection_key(xi);
   return xj > xi || (xj == xi && j < i);
@@ -20,7 +26,7 @@ inline bool outranks(float xj, int64_t j, float xi, int64_t i) {
 
 // Writes the in-group positions of the n kept entries of x[0..m) in increasing order to
 // kept[0..n). Columns at or past `present` count as -inf (padding of a partial group).
-inline void select_group(const float* x, int m, int n, int present, int* kept) {
+static inline void select_group(const float* x, int m, int n, int present, int* kept) {
   constexpr float kNegInf = -INFINITY;
   int count = 0;
   for (int i = 0; i < m && count < n; ++i) {
@@ -36,6 +42,8 @@ inline void select_group(const float* x, int m, int n, int present, int* kept) {
 
 // 2:4 metadata code of a group: the two kept in-group positions lo < hi as lo | hi << 2,
 // the value the sparse tensor cores use.
-inline uint16_t metadata_code_2of4(int lo, int hi) { return static_cast<uint16_t>(lo | (hi << 2)); }
+static inline uint16_t metadata_code_2of4(int lo, int hi) {
+  return static_cast<uint16_t>(lo | (hi << 2));
+}
 
 }  // namespace dfss::sparse

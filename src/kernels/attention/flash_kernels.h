@@ -37,12 +37,14 @@ struct PairCombos {
 };
 inline constexpr PairCombos kPairCombos2of4{6, {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}}};
 inline constexpr PairCombos kPairCombos1of2{4, {{0, 2}, {0, 3}, {1, 2}, {1, 3}}};
+// Helpers here are static: every per-ISA file includes this header, and an out-of-line copy
+// compiled with AVX-512 flags must never be the one baseline code calls.
 // Column of key j (in its key block) in a bf16_pair_combos K block.
-inline int64_t pair_combos_key_column(int64_t j) {
+static inline int64_t pair_combos_key_column(int64_t j) {
   return j / 64 * 64 + j % 4 * 16 + j % 64 / 4;
 }
 // The combos for a pattern, or null when bf16_pair_combos does not serve it.
-inline const PairCombos* pair_combos(int n, int m) {
+static inline const PairCombos* pair_combos(int n, int m) {
   if (n == 2 && m == 4) return &kPairCombos2of4;
   if (n == 1 && m == 2) return &kPairCombos1of2;
   return nullptr;
@@ -80,7 +82,7 @@ struct FlashBlockArgs {
 // (64 keys x 64 columns = 16 KiB). Half a key block, M half blocks when M does not divide
 // 64, doubled when the kept count would not be a multiple of 16 (odd N with M = 8).
 inline constexpr int64_t kSparseSpanUnit = kKeyBlock / 2;
-inline int64_t sparse_span_keys(int n, int m) {
+static inline int64_t sparse_span_keys(int n, int m) {
   const int64_t span = kSparseSpanUnit % m == 0 ? kSparseSpanUnit : int64_t{m} * kSparseSpanUnit;
   return span / m * n % 16 == 0 ? span : 2 * span;
 }

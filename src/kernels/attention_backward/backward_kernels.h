@@ -18,7 +18,7 @@ inline constexpr int64_t kBackwardStride = kKeyBlock + 4;
 
 // Keys per backward key block: whole N:M groups (so that every group is selected from one
 // block), 128 when M divides it, else floor(128 / M) * M, packed in 128 columns.
-inline int64_t backward_block_keys(int pattern_m) {
+static inline int64_t backward_block_keys(int pattern_m) {
   return pattern_m == 0 || kKeyBlock % pattern_m == 0 ? kKeyBlock
                                                       : kKeyBlock / pattern_m * pattern_m;
 }
