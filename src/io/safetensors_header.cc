@@ -362,19 +362,19 @@ void HeaderHandler::finish_entry() {
     if (!(seen_ & field)) throw FormatError(tensor_at() + "missing \"" + name + "\"");
   }
   const int64_t begin = *offsets_[0], end = *offsets_[1];
-  const std::string at = tensor_at();
   if (begin > end) {
-    throw FormatError(at + "data_offsets " + range_string(begin, end) + " end before they begin");
+    throw FormatError(tensor_at() + "data_offsets " + range_string(begin, end) +
+                      " end before they begin");
   }
   if (static_cast<uint64_t>(end) > data_.size()) {
-    throw FormatError(at + "data_offsets " + range_string(begin, end) +
+    throw FormatError(tensor_at() + "data_offsets " + range_string(begin, end) +
                       " run past the data section of " + std::to_string(data_.size()) + " bytes");
   }
   int64_t needed = 0;
   const bool overflow =
       __builtin_mul_overflow(numel_, safetensors_dtype_size(tensor_.dtype), &needed);
   if (overflow || needed != end - begin) {
-    throw FormatError(at + safetensors_dtype_name(tensor_.dtype) + " shape " +
+    throw FormatError(tensor_at() + safetensors_dtype_name(tensor_.dtype) + " shape " +
                       shape_string(tensor_.shape) + " needs " +
                       (overflow ? std::string("more than 2^63 - 1") : std::to_string(needed)) +
                       " bytes, but data_offsets " + range_string(begin, end) + " hold " +
@@ -386,7 +386,7 @@ void HeaderHandler::finish_entry() {
   if (tensor_.dtype == SafetensorsDType::bool_) {
     for (size_t i = 0; i < tensor_.bytes.size(); ++i) {
       if (tensor_.bytes[i] > 1) {
-        throw FormatError(at + "BOOL element " + std::to_string(i) + " has byte value " +
+        throw FormatError(tensor_at() + "BOOL element " + std::to_string(i) + " has byte value " +
                           std::to_string(tensor_.bytes[i]) + "; expected 0 or 1");
       }
     }
