@@ -7,10 +7,12 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <sstream>
+#include <vector>
 
 #include "dfss/errors.h"
 #include "io/atomic_file.h"
+#include "io/file_bytes.h"
 
 namespace dfss::cli {
 
@@ -38,7 +40,13 @@ void write_text_file(const std::string& path, const std::string& text, const cha
 }
 
 std::string cpu_model_name() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::vector<uint8_t> bytes;
+  try {
+    bytes = io::read_regular_file("/proc/cpuinfo", "the kernel's CPU description");
+  } catch (const IoError&) {
+    return "unknown";
+  }
+  std::istringstream cpuinfo(std::string(bytes.begin(), bytes.end()));
   std::string line;
   while (std::getline(cpuinfo, line)) {
     if (line.rfind("model name", 0) != 0) continue;
