@@ -425,7 +425,9 @@ std::string many_empty_tensors(int count) {
   entries.reserve(static_cast<size_t>(count) * 56);
   for (int i = count - 1; i >= 0; --i) {
     if (!entries.empty()) entries += ',';
-    entries += entry("t" + std::to_string(i), "U8", "[0]", 0, 0);
+    std::string name = "t";  // appended: GCC 12 warns falsely (-Wrestrict) on "t" + string
+    name += std::to_string(i);
+    entries += entry(name, "U8", "[0]", 0, 0);
   }
   return image(header(entries));
 }
