@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus of npy_fuzz into the directory given as argument: small valid
-.npy images of every supported dtype and version, and typical broken ones. Pure Python,
-so it needs no NumPy."""
+"""Writes the seed corpus of npy_fuzz into the directory given as first argument: small
+valid .npy images of every supported dtype and version, and typical broken ones. A second
+directory, if given, receives large inputs beyond the fuzzer's -max_len, which
+scripts/fuzz.sh replays under time and memory limits. Pure Python, so it needs no NumPy."""
 import os
 import struct
 import sys
@@ -24,7 +25,6 @@ def image(text, data=b"", major=1, align=64):
 
 def main():
     out = sys.argv[1]
-    os.makedirs(out, exist_ok=True)
     f32 = struct.pack("<6f", 1.0, -2.0, 0.5, float("inf"), float("nan"), 0.0)
     seeds = {
         "f32_2x3_v1": image(header("<f4", (2, 3)), f32),
@@ -47,8 +47,24 @@ def main():
         "bad_magic": b"\x93NUMPZ" + image(header("<f4", (6,)), f32)[6:],
         "empty": b"",
     }
+    # A length field or shape that promises far more than the file holds.
+    seeds["huge_header_length"] = b"\x93NUMPY\x02\x00\xff\xff\xff\xff{}"
+    seeds["huge_shape"] = image(header("<f4", (1 << 40,)), f32)
+    write_all(out, seeds)
+    if len(sys.argv) > 2:
+        f32_4m = struct.pack("<f", 0.5) * (1 << 20)
+        write_all(sys.argv[2], {
+            "header_20MB": image(header("<f4", (1 << 20,)) + " " * 20_000_000, f32_4m, major=2),
+            "shape_1M_dims": image("{'descr': '<f4', 'fortran_order': False, 'shape': (" +
+                                   "1, " * 1_000_000 + "), }", b"", major=2),
+            "data_64MB": image(header("<f4", (1 << 24,)), f32_4m * 16),
+        })
+
+
+def write_all(directory, seeds):
+    os.makedirs(directory, exist_ok=True)
     for name, data in seeds.items():
-        with open(os.path.join(out, name), "wb") as f:
+        with open(os.path.join(directory, name), "wb") as f:
             f.write(data)
 
 

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus of safetensors_fuzz into the directory given as argument: small
-valid .safetensors images of every supported dtype (laid out as the official writer does)
-and typical broken ones. Pure Python, so it needs neither safetensors nor NumPy."""
+"""Writes the seed corpus of safetensors_fuzz into the directory given as first argument:
+small valid .safetensors images of every supported dtype (laid out as the official writer
+does) and typical broken ones. A second directory, if given, receives large inputs (up to
+50 MB) that the fuzzer's -max_len cannot reach and that scripts/fuzz.sh replays under time
+and memory limits: a header of 200k tensors (quadratic parsing took minutes), arrays of 25M
+elements and 6M metadata entries (a JSON tree of them took gigabytes), deep nesting. Pure
+Python, so it needs neither safetensors nor NumPy."""
 import json
 import os
 import struct
@@ -36,7 +40,6 @@ def entry(dtype, shape, begin, end):
 
 def main():
     out = sys.argv[1]
-    os.makedirs(out, exist_ok=True)
     f32 = struct.pack("<6f", 1.0, -2.0, 0.5, float("inf"), float("nan"), 0.0)
     every = tensors([
         ("w", "F32", (2, 3), f32),
@@ -76,8 +79,34 @@ def main():
         "bad_bool": image({"m": entry("BOOL", [1], 0, 1)}, b"\x02"),
         "empty": b"",
     }
+    seeds["shape_rank_9"] = image({"w": entry("U8", [1] * 9, 0, 1)}, b"\x00")
+    seeds["metadata_twice"] = image('{"__metadata__":{},"__metadata__":{}}')
+    seeds["nested_offsets"] = image('{"w":{"dtype":"U8","shape":[0],"data_offsets":[0,[0],0]}}')
+    write_all(out, seeds)
+    if len(sys.argv) > 2:
+        write_all(sys.argv[2], large_seeds())
+
+
+def large_seeds():
+    """Inputs far beyond -max_len, each of which once cost minutes or gigabytes."""
+    many = {}
+    for i in range(200_000):
+        many[f"t{i}"] = entry("U8", [0], 0, 0)
+    zeros = ",".join(["0"] * 25_000_000)
+    metadata = ",".join(f'"{i}":"v"' for i in range(6_000_000))
+    return {
+        "many_tensors_200k": image(many),
+        "shape_25M": image('{"w":{"dtype":"U8","shape":[' + zeros + "]}}"),
+        "offsets_25M": image('{"w":{"dtype":"U8","shape":[0],"data_offsets":[' + zeros + "]}}"),
+        "metadata_6M": image('{"__metadata__":{' + metadata + "}}"),
+        "nesting_1M": image("[" * 1_000_000 + "]" * 1_000_000),
+    }
+
+
+def write_all(directory, seeds):
+    os.makedirs(directory, exist_ok=True)
     for name, data in seeds.items():
-        with open(os.path.join(out, name), "wb") as f:
+        with open(os.path.join(directory, name), "wb") as f:
             f.write(data)
 
 

@@ -4,9 +4,17 @@
 # the script fail.
 #
 # Usage: scripts/fuzz.sh [seconds per target, default 60] [target ...]
-# Per target <name>_fuzz, optional: fuzz/<name>_fuzz_seeds.py DIR writes seed inputs,
-# fuzz/<name>_fuzz.dict is a libFuzzer dictionary, fuzz/corpus/<name>/ holds checked-in seeds.
+# Per target <name>_fuzz, optional: fuzz/<name>_fuzz_seeds.py DIR [LARGE_DIR] writes seed
+# inputs (and large ones), fuzz/<name>_fuzz.dict is a libFuzzer dictionary,
+# fuzz/corpus/<name>/ holds checked-in seeds.
 # DFSS_FUZZ_BUILD_DIR overrides the build directory.
+#
+# Limits: every input must finish within -timeout seconds and the process stay under
+# -rss_limit_mb (single allocations under -malloc_limit_mb); a slower input (a quadratic
+# parse) or a bigger one (a huge allocation) is reported as a failure like a crash.
+# Fuzzing mutates inputs of at most -max_len bytes, which cannot show either class, so
+# the large seeds (megabytes: 200k-tensor headers, 25M-element arrays) are first replayed
+# one by one under the same kind of limits.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -34,10 +42,29 @@ for target in "${targets[@]}"; do
   name="${target%_fuzz}"
   corpus="$build/corpus/$target"  # grows across runs; libFuzzer adds new inputs here
   seeds="$build/seeds/$target"
-  mkdir -p "$corpus" "$seeds"
+  large="$build/seeds-large/$target"
+  mkdir -p "$corpus" "$seeds" "$large"
   extra=()
-  if [ -f "$root/fuzz/${target}_seeds.py" ]; then python3 "$root/fuzz/${target}_seeds.py" "$seeds"; fi
+  if [ -f "$root/fuzz/${target}_seeds.py" ]; then
+    python3 "$root/fuzz/${target}_seeds.py" "$seeds" "$large"
+  fi
   if [ -d "$root/fuzz/corpus/$name" ]; then extra+=("$root/fuzz/corpus/$name"); fi
+
+  large_inputs=("$large"/*)
+  if [ -e "${large_inputs[0]}" ]; then
+    log="$build/logs/$target-large.log"
+    echo "replaying ${#large_inputs[@]} large inputs of $target (log: $log)"
+    # Sized for inputs of up to 100 MB: the input and ASan's shadow fit in 1 GB, leaving
+    # no room for a parser that needs many times the input's size. A linear parse of the
+    # largest takes seconds under ASan (up to 30 on a loaded machine); the quadratic one
+    # took over 20 minutes.
+    if ! "$build/fuzz/$target" -timeout=120 -rss_limit_mb=1024 -malloc_limit_mb=512 \
+      -artifact_prefix="$build/artifacts/$target-large-" "${large_inputs[@]}" >"$log" 2>&1; then
+      tail -n 40 "$log" >&2
+      echo "$target: FAILED on a large input; see $log" >&2
+      exit 1
+    fi
+  fi
   options=(-max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048
     -malloc_limit_mb=256 -print_final_stats=1 -artifact_prefix="$build/artifacts/$target-")
   if [ -f "$root/fuzz/$target.dict" ]; then options+=(-dict="$root/fuzz/$target.dict"); fi

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -131,7 +132,7 @@ TEST(SafetensorsTest, ParsesInMemoryWithoutCopying) {
   EXPECT_LE(file.get("z").bytes.data(), base + bytes.size());
 }
 
-TEST(SafetensorsTest, MoveKeepsTheMappingAlive) {
+TEST(SafetensorsTest, MoveKeepsTheBytesAlive) {
   TempDir dir;
   const std::string path = dir.file("m.safetensors");
   write_file(path, sample_image());
@@ -141,7 +142,7 @@ TEST(SafetensorsTest, MoveKeepsTheMappingAlive) {
   EXPECT_TRUE(first.tensors().empty());  // a moved-from file holds no views
   EXPECT_EQ(view[0], 1.5f);
   SafetensorsFile third = SafetensorsFile::open(path);
-  third = std::move(second);  // unmaps third's own mapping
+  third = std::move(second);  // frees third's own bytes
   EXPECT_EQ(third.view_f32("a", {2, 3})[5], 3.0f);
 }
 
@@ -273,6 +274,39 @@ std::vector<BadCase> bad_cases() {
        "data section has 9 bytes, but the tensors cover only the first 8"},
       {"bad bool", image(header(entry("x", "BOOL", "[3]", 0, 3)), std::string("\1\2\0", 3)), "x",
        "BOOL element 1 has byte value 2; expected 0 or 1"},
+      {"rank over cap", image(header(entry("x", "U8", "[1,1,1,1,1,1,1,1,1]", 0, 1)), "a"), "x",
+       "shape has more than 8 dimensions"},
+      {"nested dim", image(header(entry("x", "U8", "[[1,2]]", 0, 2)), "ab"), "x",
+       "shape element 0 is an array of 2 elements; expected a non-negative integer"},
+      {"object dim", image(header(entry("x", "U8", "[1,{}]", 0, 1)), "a"), "x",
+       "shape element 1 is an object; expected a non-negative integer"},
+      {"shape object", image("{\"x\":{\"dtype\":\"U8\",\"shape\":{},\"data_offsets\":[0,0]}}"), "x",
+       "shape is an object; expected an array of integers"},
+      {"offsets nested",
+       image("{\"x\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,[0],0]}}"), "x",
+       "data_offsets is an array of 3 elements; expected [begin, end]"},
+      {"offsets long",
+       image("{\"x\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0,0,0,0,0]}}"), "x",
+       "data_offsets is an array of 6 elements; expected [begin, end]"},
+      {"offsets string",
+       image("{\"x\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[\"0\",0]}}"), "x",
+       "data_offsets is [\"0\",0]; expected [begin, end]"},
+      {"dtype array", image("{\"x\":{\"dtype\":[\"U8\"],\"shape\":[0],\"data_offsets\":[0,0]}}"),
+       "x", "dtype is an array of 1 elements; expected one of"},
+      {"entry array", image("{\"x\":[1,2,3]}"), "x",
+       "entry is an array of 3 elements; expected an object"},
+      {"duplicate field",
+       image("{\"x\":{\"dtype\":\"U8\",\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}"),
+       "", "header has the key 'dtype' twice"},
+      {"duplicate metadata key", image("{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}}"), "",
+       "header has the key 'k' twice"},
+      {"metadata twice", image("{\"__metadata__\":{},\"__metadata__\":{}}"), "",
+       "header has the key '__metadata__' twice"},
+      {"metadata entry object", image("{\"__metadata__\":{\"k\":{}}}"), "",
+       "__metadata__ entry 'k' is an object; expected a string"},
+      {"negative zero", image(header(entry("x", "U8", "[-0]", 0, 0))), "x",
+       "shape element 0 is -0; expected a non-negative integer"},
+      {"scalar header", image("null"), "", "header is null; expected a JSON object"},
   };
 }
 
@@ -298,7 +332,7 @@ TEST(SafetensorsTest, OpenErrorsNameThePath) {
   write_file(tiny, "abc");
   EXPECT_EQ(message_of<FormatError>([&] { SafetensorsFile::open(tiny); }),
             tiny + ": file is 3 bytes; expected at least 8 (the header length)");
-  // A mapped file that fails validation is unmapped again (checked under ASan).
+  // A file that fails validation frees what it read (checked under ASan).
   const std::string bad = dir.file("bad.safetensors");
   write_file(bad, image(header(entry("w", "F32", "[3]", 0, 8)), std::string(8, '\0')));
   EXPECT_TRUE(starts_with(message_of<FormatError>([&] { SafetensorsFile::open(bad); }),
@@ -383,6 +417,61 @@ save_file({
   std::memcpy(&value, scalar.bytes.data(), 8);
   EXPECT_EQ(value, 3.5);
   EXPECT_EQ(file.get("empty", {0, 3}).numel(), 0);
+}
+
+// Headers of `count` empty U8 tensors "t<i>", written in reverse name order.
+std::string many_empty_tensors(int count) {
+  std::string entries;
+  entries.reserve(static_cast<size_t>(count) * 56);
+  for (int i = count - 1; i >= 0; --i) {
+    if (!entries.empty()) entries += ',';
+    std::string name = "t";  // appended: GCC 12 warns falsely (-Wrestrict) on "t" + string
+    name += std::to_string(i);
+    entries += entry(name, "U8", "[0]", 0, 0);
+  }
+  return image(header(entries));
+}
+
+// Parsing is linear in the header size: this took minutes when the duplicate-key check
+// made it quadratic. (bench/safetensors_header_bench.cc times it.)
+TEST(SafetensorsTest, ParsesAHeaderOf200kTensors) {
+  constexpr int kCount = 200'000;
+  const SafetensorsFile file = parse(many_empty_tensors(kCount));
+  ASSERT_EQ(file.tensors().size(), static_cast<size_t>(kCount));
+  EXPECT_TRUE(
+      std::is_sorted(file.tensors().begin(), file.tensors().end(),
+                     [](const TensorInfo& a, const TensorInfo& b) { return a.name < b.name; }));
+  EXPECT_EQ(file.get("t123456", {0}).numel(), 0);
+  EXPECT_EQ(file.get("t0").name, "t0");
+}
+
+// Huge arrays are refused or counted, never stored: these headers allocated gigabytes.
+TEST(SafetensorsTest, HugeArraysInTheHeaderCostNoMemory) {
+  constexpr size_t kElements = 5'000'000;
+  std::string zeros;
+  zeros.reserve(2 * kElements);
+  for (size_t i = 0; i < kElements; ++i) zeros += i == 0 ? "0" : ",0";
+  std::string message = message_of<FormatError>(
+      [&] { parse(image("{\"x\":{\"dtype\":\"U8\",\"shape\":[" + zeros + "]}}")); });
+  EXPECT_EQ(message, "bad.safetensors: tensor 'x': shape has more than 8 dimensions");
+  message = message_of<FormatError>([&] {
+    parse(image("{\"x\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[" + zeros + "]}}"));
+  });
+  EXPECT_TRUE(starts_with(
+      message, "bad.safetensors: tensor 'x': data_offsets is an array of 5000000 elements"))
+      << message;
+  message = message_of<FormatError>([&] { parse(image("{\"x\":[" + zeros + "]}")); });
+  EXPECT_TRUE(starts_with(message, "bad.safetensors: tensor 'x': entry is an array of 5000000"))
+      << message;
+}
+
+TEST(SafetensorsTest, MetadataEntriesAreCapped) {
+  std::string entries;
+  for (int i = 0; i <= 65536; ++i) {
+    entries += (i == 0 ? "\"k" : ",\"k") + std::to_string(i) + "\":\"v\"";
+  }
+  EXPECT_EQ(message_of<FormatError>([&] { parse(image("{\"__metadata__\":{" + entries + "}}")); }),
+            "bad.safetensors: __metadata__ has more than 65536 entries");
 }
 
 }  // namespace

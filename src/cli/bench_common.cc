@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <fstream>
+#include <sstream>
+#include <vector>
 
 #include "dfss/errors.h"
+#include "io/file_bytes.h"
 #include "io/output_set.h"
 
 namespace dfss::cli {
@@ -27,7 +29,13 @@ void write_text_file(const std::string& path, const std::string& text, const cha
 }
 
 std::string cpu_model_name() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::vector<uint8_t> bytes;
+  try {
+    bytes = io::read_regular_file("/proc/cpuinfo", "the kernel's CPU description");
+  } catch (const IoError&) {
+    return "unknown";
+  }
+  std::istringstream cpuinfo(std::string(bytes.begin(), bytes.end()));
   std::string line;
   while (std::getline(cpuinfo, line)) {
     if (line.rfind("model name", 0) != 0) continue;

@@ -1,15 +1,11 @@
 #include "io/npy.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
-#include <cerrno>
 #include <cstring>
 
 #include "dfss/errors.h"
+#include "io/file_bytes.h"
 #include "io/npy_header.h"
 #include "io/output_set.h"
 
@@ -126,36 +122,6 @@ std::span<const uint8_t> as_bytes(const std::string& text) {
   return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
 }
 
-// A file descriptor closed on scope exit.
-class File {
- public:
-  explicit File(int fd) : fd_(fd) {}
-  ~File() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  File(const File&) = delete;
-  File& operator=(const File&) = delete;
-  int fd() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-// Reads exactly `out.size()` bytes at `offset`.
-void read_exactly(const File& file, uint64_t offset, std::span<uint8_t> out,
-                  const std::string& path) {
-  while (!out.empty()) {
-    const ssize_t got = ::pread(file.fd(), out.data(), out.size(), static_cast<off_t>(offset));
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      throw IoError(path + ": cannot read: " + std::strerror(errno));
-    }
-    if (got == 0) throw IoError(path + ": cannot read: the file shrank while being read");
-    out = out.subspan(static_cast<size_t>(got));
-    offset += static_cast<uint64_t>(got);
-  }
-}
-
 }  // namespace
 
 const char* npy_dtype_name(NpyDType dtype) {
@@ -205,7 +171,8 @@ NpyArray parse_npy(std::span<const uint8_t> bytes, const std::string& name) {
       bytes.first(std::min(bytes.size(), detail::kNpyMaxPreambleSize)), bytes.size(), name);
   const std::string_view header_text(
       reinterpret_cast<const char*>(bytes.data()) + preamble.header_offset, preamble.header_length);
-  const NpyHeader header = detail::parse_npy_header(preamble, header_text, bytes.size(), name);
+  const NpyHeader header = detail::parse_npy_header(preamble, header_text, name);
+  detail::check_npy_data_size(header, bytes.size(), name);
   NpyArray array;
   const std::span<uint8_t> data = allocate(array, header);
   if (!data.empty()) std::memcpy(data.data(), bytes.data() + header.data_offset, data.size());
@@ -214,30 +181,44 @@ NpyArray parse_npy(std::span<const uint8_t> bytes, const std::string& name) {
 }
 
 NpyArray read_npy(const std::string& path) {
-  const File file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (file.fd() < 0) throw IoError(path + ": cannot open: " + std::strerror(errno));
-  struct stat info;
-  if (::fstat(file.fd(), &info) != 0) {
-    throw IoError(path + ": cannot stat: " + std::strerror(errno));
-  }
-  if (S_ISDIR(info.st_mode)) throw IoError(path + ": is a directory; expected a .npy file");
-  // The size must be known up front to bound every allocation by it.
-  if (!S_ISREG(info.st_mode)) throw IoError(path + ": not a regular file; expected a .npy file");
-  const auto file_size = static_cast<uint64_t>(info.st_size);
-
+  // Read front to back to the end of the file: its size at open is only a hint (see
+  // file_bytes.h). The preamble first, in two steps since its length depends on the version.
+  InputFile file(path, "a .npy file");
   uint8_t first[detail::kNpyMaxPreambleSize];
-  const std::span<uint8_t> first_bytes(first,
-                                       std::min<uint64_t>(file_size, detail::kNpyMaxPreambleSize));
-  read_exactly(file, 0, first_bytes, path);
-  const NpyPreamble preamble = detail::parse_npy_preamble(first_bytes, file_size, path);
+  size_t got = file.read({first, 8});
+  const size_t length_size = got == 8 && first[6] == 1 ? 2 : 4;
+  if (got == 8) got += file.read({first + 8, length_size});
+  const bool ended = got < 8 + length_size;
+  const std::span<const uint8_t> first_bytes(first, got);
+  const NpyPreamble preamble =
+      detail::parse_npy_preamble(first_bytes, ended ? got : detail::kNpyUnknownSize, path);
 
-  std::string header_text(preamble.header_length, '\0');  // <= file_size, checked
-  read_exactly(file, preamble.header_offset,
-               {reinterpret_cast<uint8_t*>(header_text.data()), header_text.size()}, path);
-  const NpyHeader header = detail::parse_npy_header(preamble, header_text, file_size, path);
+  const std::vector<uint8_t> header_bytes = file.read_up_to(preamble.header_length);
+  if (header_bytes.size() < preamble.header_length) {
+    // Now that the size is known, the preamble check reports the short header.
+    detail::parse_npy_preamble(first_bytes, file.position(), path);
+  }
+  const NpyHeader header = detail::parse_npy_header(
+      preamble, {reinterpret_cast<const char*>(header_bytes.data()), header_bytes.size()}, path);
 
   NpyArray array;
-  read_exactly(file, header.data_offset, allocate(array, header), path);
+  if (file.size_at_open() >= header.data_offset + header.data_bytes) {
+    // The usual case: the size at open vouches for the data, which is read in place.
+    const std::span<uint8_t> data = allocate(array, header);
+    const size_t read = file.read(data);
+    if (read < data.size()) detail::check_npy_data_size(header, file.position(), path);
+  } else {
+    // The file claims less (it is truncated, or reports no size as /proc files do): the
+    // buffer follows the bytes that arrive rather than the header's promise.
+    const std::vector<uint8_t> data = file.read_up_to(header.data_bytes);
+    if (data.size() < header.data_bytes) {
+      detail::check_npy_data_size(header, file.position(), path);
+    }
+    const std::span<uint8_t> storage = allocate(array, header);
+    if (!data.empty()) std::memcpy(storage.data(), data.data(), data.size());
+  }
+  const uint64_t trailing = file.skip_rest();
+  if (trailing > 0) detail::check_npy_data_size(header, file.position(), path);
   check_bools(array, path);
   return array;
 }

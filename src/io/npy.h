@@ -43,7 +43,8 @@ struct NpyArray {
 // "[2, 3]" ("[]" for a 0-d array).
 std::string shape_string(const std::vector<int64_t>& shape);
 
-// Reads and validates the .npy file at `path`.
+// Reads and validates the .npy file at `path`, a regular file read to its end under the
+// rules of io/file_bytes.h.
 NpyArray read_npy(const std::string& path);
 
 // Parses an in-memory .npy image; `name` starts every error message (a path, or e.g.

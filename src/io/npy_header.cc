@@ -293,7 +293,7 @@ std::string checked_size(const std::vector<int64_t>& shape, int64_t element_size
   return "";
 }
 
-NpyHeader parse_npy_header(const NpyPreamble& preamble, std::string_view header, uint64_t file_size,
+NpyHeader parse_npy_header(const NpyPreamble& preamble, std::string_view header,
                            const std::string& name) {
   HeaderParser::Fields fields = HeaderParser(header, name).parse();
   for (const auto& [present, key] : {std::pair{fields.descr.has_value(), "descr"},
@@ -337,16 +337,19 @@ NpyHeader parse_npy_header(const NpyPreamble& preamble, std::string_view header,
     throw FormatError(name + ": invalid shape " + shape_string(result.shape) + ": " + problem);
   }
   result.data_offset = preamble.header_offset + preamble.header_length;
-  const uint64_t found = file_size - result.data_offset;
-  if (found != result.data_bytes) {
-    const bool truncated = found < result.data_bytes;
+  return result;
+}
+
+void check_npy_data_size(const NpyHeader& header, uint64_t file_size, const std::string& name) {
+  const uint64_t found = file_size - header.data_offset;
+  if (found != header.data_bytes) {
+    const bool truncated = found < header.data_bytes;
     throw FormatError(name + ": " + (truncated ? "truncated" : "trailing") + " data: shape " +
-                      shape_string(result.shape) + " of " + npy_dtype_name(result.dtype) +
-                      " needs " + std::to_string(result.data_bytes) + " bytes after the " +
-                      std::to_string(result.data_offset) + "-byte header, found " +
+                      shape_string(header.shape) + " of " + npy_dtype_name(header.dtype) +
+                      " needs " + std::to_string(header.data_bytes) + " bytes after the " +
+                      std::to_string(header.data_offset) + "-byte header, found " +
                       std::to_string(found));
   }
-  return result;
 }
 
 std::string format_npy_preamble_and_header(NpyDType dtype, const std::vector<int64_t>& shape) {

@@ -17,6 +17,8 @@ namespace dfss::io::detail {
 inline constexpr size_t kNpyMaxDims = 32;
 // Bytes that hold the preamble of every supported version (10 for 1.0, 12 for 2.0/3.0).
 inline constexpr size_t kNpyMaxPreambleSize = 12;
+// A file size not known yet (see parse_npy_preamble).
+inline constexpr uint64_t kNpyUnknownSize = UINT64_MAX;
 
 struct NpyPreamble {
   int major_version = 1;
@@ -25,7 +27,8 @@ struct NpyPreamble {
 };
 
 // Parses the preamble from the first min(file_size, kNpyMaxPreambleSize) bytes of a file
-// of `file_size` bytes. Throws FormatError prefixed with `name`.
+// of `file_size` bytes (kNpyUnknownSize while a reader has not yet seen the end: then
+// only `first_bytes` is checked). Throws FormatError prefixed with `name`.
 NpyPreamble parse_npy_preamble(std::span<const uint8_t> first_bytes, uint64_t file_size,
                                const std::string& name);
 
@@ -34,13 +37,16 @@ struct NpyHeader {
   std::vector<int64_t> shape;
   int64_t numel = 0;
   uint64_t data_offset = 0;
-  uint64_t data_bytes = 0;  // == file_size - data_offset, checked
+  uint64_t data_bytes = 0;  // what the shape and dtype call for
 };
 
-// Parses and validates the header text that follows `preamble`, including that the data
-// after it has exactly the size the shape and dtype call for. Throws FormatError.
-NpyHeader parse_npy_header(const NpyPreamble& preamble, std::string_view header, uint64_t file_size,
+// Parses and validates the header text that follows `preamble`. Throws FormatError.
+NpyHeader parse_npy_header(const NpyPreamble& preamble, std::string_view header,
                            const std::string& name);
+
+// Throws FormatError ("truncated data" or "trailing data") unless a file of `file_size`
+// bytes holds exactly the data `header` calls for after it.
+void check_npy_data_size(const NpyHeader& header, uint64_t file_size, const std::string& name);
 
 // Element count of `shape` and its size in bytes for elements of `element_size` bytes.
 // Returns an empty string on success, else what is wrong (negative or overflowing).

@@ -1,23 +1,14 @@
 #include "io/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
-#include <cerrno>
 #include <cstring>
-#include <limits>
-#include <nlohmann/json.hpp>
-#include <optional>
-#include <set>
 #include <utility>
 
 #include "dfss/errors.h"
 #include "io/file_bytes.h"
 #include "io/npy.h"
+#include "io/safetensors_header.h"
 
 namespace dfss::io {
 
@@ -26,13 +17,12 @@ static_assert(std::endian::native == std::endian::little, "dfss assumes a little
 
 namespace {
 
-using nlohmann::json;
+using detail::quote_name;
+using detail::range_string;
+using detail::where;
 
 // The official implementation's limit; real headers are a few hundred KB at most.
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
-// A valid header nests three deep (root, entry, shape); the cap stops hostile nesting early.
-constexpr int kMaxJsonDepth = 8;
-constexpr char kMetadataKey[] = "__metadata__";
 
 struct DTypeSpelling {
   const char* name;
@@ -44,197 +34,6 @@ constexpr DTypeSpelling kDTypes[] = {
     {"I64", SafetensorsDType::i64},   {"I32", SafetensorsDType::i32},
     {"I16", SafetensorsDType::i16},   {"I8", SafetensorsDType::i8},
     {"U8", SafetensorsDType::u8},     {"BOOL", SafetensorsDType::bool_}};
-
-std::string quote_name(std::string_view text) {
-  // Bounded so that a hostile multi-megabyte name cannot bloat every message.
-  constexpr size_t kMax = 200;
-  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on "'" + std::string(...).
-  std::string out = "'";
-  out.append(text.substr(0, kMax));
-  if (text.size() > kMax) out.append("...");
-  out.push_back('\'');
-  if (text.size() > kMax) out.append(" (" + std::to_string(text.size()) + " bytes)");
-  return out;
-}
-
-// "[begin, end]", appended piece by piece for the same reason as quote_name.
-std::string range_string(uint64_t begin, uint64_t end) {
-  std::string out = "[";
-  out += std::to_string(begin);
-  out += ", ";
-  out += std::to_string(end);
-  out += ']';
-  return out;
-}
-
-// "file: " or "file: tensor 'name': ".
-std::string where(const std::string& file, const std::string* tensor) {
-  return tensor ? file + ": tensor " + quote_name(*tensor) + ": " : file + ": ";
-}
-
-// A short description of a JSON value for "got ..." parts of messages.
-std::string describe(const json& value) {
-  switch (value.type()) {
-    case json::value_t::object: return "an object";
-    case json::value_t::array: return "an array of " + std::to_string(value.size()) + " elements";
-    case json::value_t::string:
-      return "the string \"" + value.get<std::string>().substr(0, 64) + "\"";
-    default: return value.dump();
-  }
-}
-
-// The value of a non-negative JSON integer that fits in int64_t, else nullopt. nlohmann
-// parses every non-negative integer literal as unsigned; "-0", "1.0" and "1e3" are refused,
-// as by the official reader.
-std::optional<int64_t> as_index(const json& value) {
-  if (!value.is_number_unsigned()) return std::nullopt;
-  const auto v = value.get<uint64_t>();
-  if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
-  return static_cast<int64_t>(v);
-}
-
-// Parses the header, rejecting duplicate keys (nlohmann would silently keep one copy and
-// another reader might keep the other, so the file means different things to each) and
-// nesting deeper than any valid header.
-json parse_json(std::string_view text, const std::string& file) {
-  std::vector<std::set<std::string>> keys;  // one set per open object
-  const json::parser_callback_t check = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (depth > kMaxJsonDepth) {
-      throw FormatError(file + ": header nests deeper than " + std::to_string(kMaxJsonDepth) +
-                        " levels; expected {name: {dtype, shape, data_offsets}}");
-    }
-    if (event == json::parse_event_t::object_start) keys.emplace_back();
-    if (event == json::parse_event_t::object_end) keys.pop_back();
-    if (event == json::parse_event_t::key &&
-        !keys.back().insert(parsed.get<std::string>()).second) {
-      throw FormatError(file + ": header has the key " + quote_name(parsed.get<std::string>()) +
-                        " twice; expected unique keys");
-    }
-    return true;
-  };
-  try {
-    return json::parse(text.begin(), text.end(), check);
-  } catch (const json::exception& e) {
-    throw FormatError(file + ": header is not valid JSON: " + e.what());
-  }
-}
-
-std::map<std::string, std::string, std::less<>> parse_metadata(const json& value,
-                                                               const std::string& file) {
-  if (!value.is_object()) {
-    throw FormatError(file + ": __metadata__ is " + describe(value) +
-                      "; expected an object of strings");
-  }
-  std::map<std::string, std::string, std::less<>> metadata;
-  for (const auto& [key, text] : value.items()) {
-    if (!text.is_string()) {
-      throw FormatError(file + ": __metadata__ entry " + quote_name(key) + " is " + describe(text) +
-                        "; expected a string");
-    }
-    metadata.emplace(key, text.get<std::string>());
-  }
-  return metadata;
-}
-
-SafetensorsDType parse_dtype(const json& value, const std::string& at) {
-  if (value.is_string()) {
-    for (const DTypeSpelling& known : kDTypes) {
-      if (value.get<std::string>() == known.name) return known.dtype;
-    }
-  }
-  std::string names;
-  for (const DTypeSpelling& known : kDTypes) {
-    names += std::string(names.empty() ? "" : ", ") + known.name;
-  }
-  throw FormatError(at + "dtype is " + describe(value) + "; expected one of " + names);
-}
-
-std::vector<int64_t> parse_shape(const json& value, const std::string& at, int64_t* numel) {
-  if (!value.is_array()) {
-    throw FormatError(at + "shape is " + describe(value) + "; expected an array of integers");
-  }
-  std::vector<int64_t> shape;
-  shape.reserve(value.size());
-  *numel = 1;
-  for (const json& dim : value) {
-    const std::optional<int64_t> size = as_index(dim);
-    if (!size) {
-      throw FormatError(at + "shape element " + std::to_string(shape.size()) + " is " +
-                        describe(dim) + "; expected a non-negative integer below 2^63");
-    }
-    // Checked in order, as the official reader does: any overflowing prefix is refused,
-    // so later stride arithmetic on the shape cannot overflow either.
-    if (__builtin_mul_overflow(*numel, *size, numel)) {
-      throw FormatError(at + "shape has more than 2^63 - 1 elements");
-    }
-    shape.push_back(*size);
-  }
-  return shape;
-}
-
-// NumPy and PyTorch write only 0 and 1; anything else is corruption (and not a valid bool).
-void check_bools(const TensorInfo& tensor, const std::string& at) {
-  for (size_t i = 0; i < tensor.bytes.size(); ++i) {
-    if (tensor.bytes[i] > 1) {
-      throw FormatError(at + "BOOL element " + std::to_string(i) + " has byte value " +
-                        std::to_string(tensor.bytes[i]) + "; expected 0 or 1");
-    }
-  }
-}
-
-TensorInfo parse_entry(const std::string& key, const json& entry, std::span<const uint8_t> data,
-                       const std::string& file) {
-  const std::string at = where(file, &key);
-  if (!entry.is_object()) {
-    throw FormatError(at + "entry is " + describe(entry) +
-                      "; expected an object with dtype, shape and data_offsets");
-  }
-  for (const char* required : {"dtype", "shape", "data_offsets"}) {
-    if (!entry.contains(required)) throw FormatError(at + "missing \"" + required + "\"");
-  }
-  for (const auto& item : entry.items()) {
-    if (item.key() != "dtype" && item.key() != "shape" && item.key() != "data_offsets") {
-      throw FormatError(at + "unexpected key " + quote_name(item.key()) +
-                        "; expected only dtype, shape and data_offsets");
-    }
-  }
-  TensorInfo tensor;
-  tensor.name = key;
-  tensor.dtype = parse_dtype(entry.at("dtype"), at);
-  int64_t numel = 0;
-  tensor.shape = parse_shape(entry.at("shape"), at, &numel);
-
-  const json& offsets = entry.at("data_offsets");
-  std::optional<int64_t> begin, end;
-  if (offsets.is_array() && offsets.size() == 2) {
-    begin = as_index(offsets[0]);
-    end = as_index(offsets[1]);
-  }
-  if (!begin || !end) {
-    throw FormatError(at + "data_offsets is " +
-                      (offsets.is_array() ? offsets.dump() : describe(offsets)) +
-                      "; expected [begin, end] with non-negative integers");
-  }
-  const std::string range = range_string(*begin, *end);
-  if (*begin > *end) throw FormatError(at + "data_offsets " + range + " end before they begin");
-  if (static_cast<uint64_t>(*end) > data.size()) {
-    throw FormatError(at + "data_offsets " + range + " run past the data section of " +
-                      std::to_string(data.size()) + " bytes");
-  }
-  int64_t needed = 0;
-  const bool overflow =
-      __builtin_mul_overflow(numel, safetensors_dtype_size(tensor.dtype), &needed);
-  if (overflow || needed != *end - *begin) {
-    throw FormatError(
-        at + safetensors_dtype_name(tensor.dtype) + " shape " + shape_string(tensor.shape) +
-        " needs " + (overflow ? std::string("more than 2^63 - 1") : std::to_string(needed)) +
-        " bytes, but data_offsets " + range + " hold " + std::to_string(*end - *begin));
-  }
-  tensor.bytes = data.subspan(static_cast<size_t>(*begin), static_cast<size_t>(needed));
-  tensor.data_offset = static_cast<uint64_t>(*begin);
-  if (tensor.dtype == SafetensorsDType::bool_) check_bools(tensor, at);
-  return tensor;
-}
 
 // The byte ranges must tile the data section exactly, as the format requires: an overlap
 // would alias two tensors, and a gap or a tail could hide a second payload.
@@ -268,12 +67,8 @@ void check_tiling(const std::vector<TensorInfo>& tensors, uint64_t data_size,
   }
 }
 
-struct Parsed {
-  std::vector<TensorInfo> tensors;  // sorted by name
-  std::map<std::string, std::string, std::less<>> metadata;
-};
-
-Parsed parse_image(std::span<const uint8_t> bytes, const std::string& file) {
+// The image's header, with the tensors checked to tile its data section.
+detail::SafetensorsHeader parse_image(std::span<const uint8_t> bytes, const std::string& file) {
   if (bytes.size() < 8) {
     throw FormatError(file + ": file is " + std::to_string(bytes.size()) +
                       " bytes; expected at least 8 (the header length)");
@@ -290,25 +85,31 @@ Parsed parse_image(std::span<const uint8_t> bytes, const std::string& file) {
   }
   const std::string_view text(reinterpret_cast<const char*>(bytes.data()) + 8, header_size);
   const std::span<const uint8_t> data = bytes.subspan(8 + header_size);
-
-  const json header = parse_json(text, file);
-  if (!header.is_object()) {
-    throw FormatError(file + ": header is " + describe(header) + "; expected a JSON object");
-  }
-  Parsed parsed;
-  // nlohmann's objects iterate in key order, so the tensors come out sorted by name.
-  for (const auto& [key, entry] : header.items()) {
-    if (key == kMetadataKey) {
-      parsed.metadata = parse_metadata(entry, file);
-    } else {
-      parsed.tensors.push_back(parse_entry(key, entry, data, file));
-    }
-  }
-  check_tiling(parsed.tensors, data.size(), file);
-  return parsed;
+  detail::SafetensorsHeader header = detail::parse_safetensors_header(text, data, file);
+  check_tiling(header.tensors, data.size(), file);
+  return header;
 }
 
 }  // namespace
+
+namespace detail {
+
+std::optional<SafetensorsDType> safetensors_dtype_from_name(std::string_view name) {
+  for (const DTypeSpelling& known : kDTypes) {
+    if (name == known.name) return known.dtype;
+  }
+  return std::nullopt;
+}
+
+std::string safetensors_dtype_names() {
+  std::string names;
+  for (const DTypeSpelling& known : kDTypes) {
+    names += std::string(names.empty() ? "" : ", ") + known.name;
+  }
+  return names;
+}
+
+}  // namespace detail
 
 const char* safetensors_dtype_name(SafetensorsDType dtype) {
   for (const DTypeSpelling& known : kDTypes) {
@@ -361,36 +162,20 @@ float bf16_to_f32(uint16_t bits) {
 SafetensorsFile SafetensorsFile::parse(std::span<const uint8_t> bytes, const std::string& name) {
   SafetensorsFile file;
   file.name_ = name;
-  Parsed parsed = parse_image(bytes, name);
-  file.tensors_ = std::move(parsed.tensors);
-  file.metadata_ = std::move(parsed.metadata);
+  detail::SafetensorsHeader header = parse_image(bytes, name);
+  file.tensors_ = std::move(header.tensors);
+  file.metadata_ = std::move(header.metadata);
   return file;
 }
 
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
-  // Only a regular file has a size known up front to validate the header against. The
-  // mapping stays valid after the file is closed.
-  const RegularFile opened(path, "a .safetensors file");
-  const int fd = opened.fd();
-  const size_t size = opened.size();
-
-  SafetensorsFile file;  // owns the mapping from here on, so a FormatError unmaps it
-  file.name_ = path;
-  std::span<const uint8_t> bytes;
-  if (size >= 8) {  // smaller files are refused by parse_image; mmap refuses length 0
-    void* mapping = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (mapping == MAP_FAILED) throw IoError(path + ": cannot map: " + std::strerror(errno));
-    file.mapping_ = mapping;
-    file.mapping_size_ = size;
-    bytes = {static_cast<const uint8_t*>(mapping), size};
-  } else {
-    // Tiny: read() would do, but parse_image only needs the size to refuse it.
-    static const uint8_t kNone[8] = {};
-    bytes = {kNone, size};
-  }
-  Parsed parsed = parse_image(bytes, path);
-  file.tensors_ = std::move(parsed.tensors);
-  file.metadata_ = std::move(parsed.metadata);
+  // Read into memory rather than mapped: a mapping faults (SIGBUS) on access once the
+  // file is truncated or rewritten in place, and model files do get replaced while a
+  // long job runs. Reading costs one copy at load, and the memory is the same as a
+  // mapping whose pages have all been touched, which inference does.
+  std::vector<uint8_t> bytes = read_regular_file(path, "a .safetensors file");
+  SafetensorsFile file = parse(bytes, path);
+  file.bytes_ = std::move(bytes);  // a vector's move keeps its buffer, so the views stay valid
   return file;
 }
 
@@ -398,33 +183,22 @@ SafetensorsFile::SafetensorsFile(SafetensorsFile&& other) noexcept
     : name_(std::move(other.name_)),
       tensors_(std::move(other.tensors_)),
       metadata_(std::move(other.metadata_)),
-      mapping_(std::exchange(other.mapping_, nullptr)),
-      mapping_size_(std::exchange(other.mapping_size_, 0)) {
-  other.tensors_.clear();  // no views into a mapping it no longer owns
+      bytes_(std::move(other.bytes_)) {
+  other.tensors_.clear();  // no views into bytes it no longer owns
 }
 
 SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& other) noexcept {
   if (this != &other) {
-    unmap();
     name_ = std::move(other.name_);
     tensors_ = std::move(other.tensors_);
     metadata_ = std::move(other.metadata_);
-    mapping_ = std::exchange(other.mapping_, nullptr);
-    mapping_size_ = std::exchange(other.mapping_size_, 0);
+    bytes_ = std::move(other.bytes_);
     other.tensors_.clear();
   }
   return *this;
 }
 
-SafetensorsFile::~SafetensorsFile() {
-  unmap();
-}
-
-void SafetensorsFile::unmap() noexcept {
-  if (mapping_ != nullptr) ::munmap(mapping_, mapping_size_);
-  mapping_ = nullptr;
-  mapping_size_ = 0;
-}
+SafetensorsFile::~SafetensorsFile() = default;
 
 std::string SafetensorsFile::prefix(std::string_view tensor) const {
   const std::string name(tensor);

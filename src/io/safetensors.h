@@ -3,17 +3,22 @@
 // Layout: an 8-byte little-endian header length N, N bytes of JSON header, then the data
 // section. The header maps each tensor name to {"dtype", "shape", "data_offsets": [begin,
 // end]} (offsets relative to the data section) plus an optional "__metadata__" object of
-// strings. The file is mapped read-only; tensors are views into the mapping, not copies.
+// strings. open() reads the whole file into memory that the SafetensorsFile owns (not a
+// mapping, which would fault if the file were truncated or rewritten while in use);
+// tensors are views into that memory, not copies.
 //
 // Everything is validated when the file is opened, before any tensor is handed out, at
 // least as strictly as the official implementation: the header length against the file
 // and a 100 MB cap; the JSON (well-formed, an object, no duplicate keys); every entry
-// (exactly the three keys, a known dtype, non-negative dims whose product does not
-// overflow, a byte range whose size matches shape and dtype, BOOL bytes 0 or 1); and that
-// the ranges tile the data section exactly, without overlaps, gaps or trailing bytes.
+// (exactly the three keys, a known dtype, at most 8 non-negative dims whose product does
+// not overflow, a byte range whose size matches shape and dtype, BOOL bytes 0 or 1); and
+// that the ranges tile the data section exactly, without overlaps, gaps or trailing bytes.
+// The header is parsed in one streaming pass: time is linear in its size, and memory is
+// about 100 bytes per tensor (plus names and shapes) and 100 per metadata entry (at most
+// 65536), so the 100 MB cap also bounds the parser's memory.
 // Dtypes outside the list below (U16, U32, U64, F8_*, ...) are refused. Malformed data throws
 // dfss::FormatError starting with the file name and, for one tensor, "tensor '<name>'";
-// a file that cannot be opened or mapped throws dfss::IoError naming it.
+// a file that cannot be opened or read throws dfss::IoError naming it.
 #pragma once
 
 #include <cstdint>
@@ -38,8 +43,9 @@ struct TensorInfo {
   std::string name;
   SafetensorsDType dtype = SafetensorsDType::f32;
   std::vector<int64_t> shape;  // empty for a scalar
-  // The tensor's bytes, little-endian, C order, inside the file (or the parsed buffer);
-  // valid while the SafetensorsFile lives. Not necessarily aligned to the element size.
+  // The tensor's bytes, little-endian, C order, inside the file's bytes (or the parsed
+  // buffer); valid while the SafetensorsFile lives, moves included. Not necessarily aligned to the
+  // element size.
   std::span<const uint8_t> bytes;
   uint64_t data_offset = 0;  // of `bytes` within the data section, for messages
 
@@ -49,8 +55,8 @@ struct TensorInfo {
 
 class SafetensorsFile {
  public:
-  // Maps and validates the file at `path`. The file must not be truncated while open
-  // (that would fault on access, as with any mapping).
+  // Reads (see io/file_bytes.h) and validates the file at `path`. The bytes are owned by
+  // the result, so the file may change or vanish afterwards without effect.
   static SafetensorsFile open(const std::string& path);
 
   // Validates an in-memory image; `name` starts every error message. Does not copy:
@@ -91,15 +97,13 @@ class SafetensorsFile {
 
  private:
   SafetensorsFile() = default;
-  void unmap() noexcept;
   // "<file>: tensor '<tensor>': "
   std::string prefix(std::string_view tensor) const;
 
   std::string name_;
   std::vector<TensorInfo> tensors_;
   std::map<std::string, std::string, std::less<>> metadata_;
-  void* mapping_ = nullptr;  // owned by open()ed files only
-  size_t mapping_size_ = 0;
+  std::vector<uint8_t> bytes_;  // the file's contents, for open()ed files only
 };
 
 // Widens IEEE half / bfloat16 bits to float32 (exact: every such value is a float).

@@ -1,8 +1,9 @@
 // Every tensor of a BERT encoder (Hugging Face BertModel naming, as in all-MiniLM-L6-v2's
 // model.safetensors), as float32, with shapes checked against a BertConfig.
 //
-// F32 tensors are zero-copy views into the mapped file; F16 and BF16 tensors (and F32
-// ones the file does not align) are widened into owned copies. Either way the spans stay
+// F32 tensors are zero-copy views into the file's bytes (read into memory at load, so the
+// file may change afterwards); F16 and BF16 tensors (and F32 ones the file does not align)
+// are widened into owned copies. Either way the spans stay
 // valid as long as the BertWeights lives, moves included. Tensors a BertModel does not
 // use for encoding (pooler.*, embeddings.position_ids) are ignored.
 #pragma once
@@ -53,7 +54,7 @@ struct BertWeights {
   std::vector<BertLayerWeights> layers;  // num_hidden_layers
 
   // What the spans point into. std::vector's move keeps its heap buffers, and a moved
-  // SafetensorsFile keeps its mapping, so moving a BertWeights keeps the spans valid.
+  // SafetensorsFile keeps its bytes, so moving a BertWeights keeps the spans valid.
   io::SafetensorsFile file;
   std::vector<std::vector<float>> copies;
 };
