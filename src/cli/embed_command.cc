@@ -20,6 +20,7 @@ void add_embed_options(CLI::App& command, EmbedArgs& args) {
 }
 
 void run_embed(const EmbedArgs& args, Isa isa) {
+  require_threads_arg(args.input.threads);
   const BertEncoder encoder = BertEncoder::load(args.input.model);
   const EncodeOptions options = encode_options(args.input, encoder, isa);
   const std::vector<std::string> lines = read_text_lines(args.input.input);
