@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli_runner.h"
+#include "dfss/cpu.h"
 #include "io/npy.h"
 #include "temp_dir.h"
 
@@ -112,6 +113,26 @@ TEST_F(CliArgs, LibraryErrorsNameTheFlagAndFile) {
   expect_error(attention("", "k.npy", "wide_v.npy"),
                "--v " + wide_v + ": expected value dimension dv (shape[3]) in [1, 256]");
   expect_error(attention("--threads 1025"), "--threads: expected an integer in 0..1024");
+}
+
+TEST_F(CliArgs, AnIsaTheCpuLacksIsNamedAsTheFlagInEveryCommand) {
+  for (Isa isa : {Isa::avx512_bf16, Isa::avx512, Isa::avx2}) {
+    if (isa_supported(isa)) continue;
+    const std::string expected = std::string(
+                                     "dfss: error: --isa: expected an ISA this CPU "
+                                     "supports (best: ") +
+                                 isa_name(detected_isa()) + "), got " + isa_name(isa);
+    // bench attention once said "isa: 'avx512' is not supported by this CPU".
+    for (const std::string command : {"info", "bench attention --seq 8", "bench embed"}) {
+      SCOPED_TRACE(command);
+      const CliResult result = run_cli(dir_, command + " --isa " + isa_name(isa));
+      EXPECT_EQ(result.exit_code, 2);
+      EXPECT_EQ(result.err.rfind(expected, 0), 0u) << result.err;
+    }
+    expect_error(attention(std::string("--isa ") + isa_name(isa)), expected);
+    return;
+  }
+  GTEST_SKIP() << "this CPU supports every ISA";
 }
 
 TEST_F(CliArgs, MaskWithNanOrPlusInfIsRefusedNamingTheFileAndIndex) {

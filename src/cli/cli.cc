@@ -265,6 +265,11 @@ int run(int argc, char** argv) {
 
   try {
     const Isa isa = parse_isa(isa_text, "--isa");
+    // Checked here once for every command, which would otherwise each word it their own way.
+    if (isa != Isa::automatic && !isa_supported(isa)) {
+      throw Unsupported(std::string("--isa: expected an ISA this CPU supports (best: ") +
+                        isa_name(detected_isa()) + "), got " + isa_name(isa));
+    }
     if (info->parsed()) run_info(isa);
     if (attention->parsed()) run_attention(attention_args, isa);
     if (bench_attention->parsed()) run_bench_attention(bench_args, isa);
