@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/debug_assert.h"
 #include "dfss/attention.h"
 #include "dfss/compressed_scores.h"
 #include "dfss/errors.h"
@@ -121,6 +122,16 @@ TEST(AttentionGuard, EmptyProblemsWithHugeDimensionsAreValid) {
   EXPECT_NO_THROW(attention(q, k, v, out, options));
 }
 
+TEST(AttentionGuard, EmptyBackwardWithHugeDimensionsIsValid) {
+  // B * Hq overflows; the row count must still be computed as 0 (UBSan checks the products).
+  const std::array<int64_t, 4> q_shape{kHuge, kHuge, 0, 8}, kv_shape{kHuge, 1, 0, 8};
+  const ConstTensorView q{nullptr, DType::f32, q_shape, {0, 0, 0, 1}};
+  const ConstTensorView kv{nullptr, DType::f32, kv_shape, {0, 0, 0, 1}};
+  const TensorView dq{nullptr, DType::f32, q_shape, {0, 0, 0, 1}};
+  const TensorView dkv{nullptr, DType::f32, kv_shape, {0, 0, 0, 1}};
+  EXPECT_NO_THROW(attention_backward(q, kv, kv, q, q, nullptr, dq, dkv, dkv));
+}
+
 TEST(AttentionGuard, UnfusedRefusesScoreMatricesBeyondItsLimitNamingFused) {
   // Lq = Lk = 65536: 17 GB of scores per head. The inputs are small (d = dv = 1).
   const int64_t length = 65536;
@@ -202,6 +213,22 @@ uint64_t virtual_memory_bytes() {
 TEST(AttentionGuardDeathTest, ThreadsThatCannotStartThrowInsteadOfExiting) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(run_with_threads_beyond_the_address_space(), testing::ExitedWithCode(0), "");
+}
+
+// The debug-assert layer: active in DFSS_DEBUG_ASSERTS (and sanitizer) builds, where a
+// broken invariant aborts naming itself; compiled out otherwise, condition not evaluated.
+TEST(AttentionGuardDeathTest, DebugAssertsAbortWhenOnAndCostNothingWhenOff) {
+  int evaluated = 0;
+  const auto broken = [&] { return ++evaluated == 0; };
+#if DFSS_DEBUG_ASSERTS
+  EXPECT_DEATH(DFSS_DEBUG_ASSERT(broken()),
+               "internal error: .*DFSS_DEBUG_ASSERT\\(broken\\(\\)\\) failed");
+  DFSS_DEBUG_ASSERT(!broken());
+  EXPECT_EQ(evaluated, 1);
+#else
+  DFSS_DEBUG_ASSERT(broken());
+  EXPECT_EQ(evaluated, 0);
+#endif
 }
 
 }  // namespace
