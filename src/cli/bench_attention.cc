@@ -105,10 +105,12 @@ void check_unfused_sizes(const std::vector<int64_t>& seqs,
                               : std::ceil(static_cast<double>(seq) / pattern.m) * pattern.n * 2.0;
       const double bytes = static_cast<double>(seq) * keys * 4.0;
       if (bytes > static_cast<double>(kMaxUnfusedScoreBytes)) {
-        throw InvalidArgument("--seq " + std::to_string(seq) + ": --impl unfused materializes " +
-                              "one head's scores (" + std::to_string(bytes * 1e-9).substr(0, 5) +
-                              " GB), more than its limit of 4.3 GB; expected a shorter --seq or "
-                              "--impl without unfused");
+        char sizes[64];
+        std::snprintf(sizes, sizeof sizes, "(%.1f GB), more than its limit of %.1f GB",
+                      bytes * 1e-9, static_cast<double>(kMaxUnfusedScoreBytes) * 1e-9);
+        throw InvalidArgument("--seq " + std::to_string(seq) +
+                              ": --impl unfused materializes one head's scores " + sizes +
+                              "; expected a shorter --seq or --impl without unfused");
       }
     }
   }
