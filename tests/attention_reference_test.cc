@@ -124,13 +124,14 @@ TEST(AttentionReference, LargeScoresDoNotOverflow) {
   EXPECT_NEAR(run_reference(q, k, v, options)[0], 4.0 + 4.0 * e / (1.0 + e), 1e-5);
 }
 
-// Row 0: all keys -inf -> zeros. Row 1: a NaN among -inf -> NaN. Row 2: +inf -> NaN.
+// Row 0: all keys -inf -> zeros. Row 1: a NaN score among -inf -> NaN. Row 2: a +inf score
+// -> NaN. The non-finite scores come from q and k: masks may only hold finite values or -inf.
 TEST(AttentionReference, NonFiniteScoresFollowTheContract) {
-  const HostTensor q = tensor_of({3, 1, 1, 1}, {1, 1, 1});
-  const HostTensor k = tensor_of({3, 1, 2, 1}, {0, 0, 0, 0, 0, 0});
-  const HostTensor v = tensor_of({3, 1, 2, 1}, {4, 8, 4, 8, 4, 8});
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  const std::vector<float> mask{-kInf, -kInf, nan, -kInf, kInf, 0.0f};
+  const HostTensor q = tensor_of({3, 1, 1, 1}, {1, nan, 1});
+  const HostTensor k = tensor_of({3, 1, 2, 1}, {0, 0, 0, 0, kInf, 0});
+  const HostTensor v = tensor_of({3, 1, 2, 1}, {4, 8, 4, 8, 4, 8});
+  const std::vector<float> mask{-kInf, -kInf, -kInf, 0.0f, 0.0f, 0.0f};
   AttentionOptions options = reference_options();
   options.mask.additive = mask.data();
   const std::vector<float> out = run_reference(q, k, v, options);

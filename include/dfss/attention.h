@@ -11,9 +11,19 @@
 // - Masked scores are -inf. A query row whose scores are all -inf (every key padded or
 //   causally hidden, Lk = 0, or scores that are -inf themselves) produces zeros.
 // - Lq = 0, Lk = 0, B = 0 or H = 0 are valid; nothing is read that does not exist.
-// - NaN and Inf in the inputs flow through IEEE arithmetic: a NaN score makes its row
+// - NaN and Inf in q, k and v flow through IEEE arithmetic: a NaN score makes its row
 //   NaN, a +inf score gives NaN (inf - inf in the softmax), as a naive softmax would. No
-//   crash, no hang, no out-of-bounds access.
+//   crash, no hang, no out-of-bounds access. Masks are checked instead: a NaN or +inf in
+//   options.mask.additive or options.score_mask is refused (InvalidArgument naming the
+//   mask and the index of the first bad value); -inf masks a score.
+// - Sizes: every shape and stride product is checked (no signed overflow); a shape whose
+//   element count or row-major strides do not fit in int64 is refused as too large.
+//   impl = unfused materializes one head's Lq x Lk scores and refuses problems where that
+//   exceeds kMaxUnfusedScoreBytes (the fused implementation has no such limit).
+// - Threads: options.threads is at most kMaxThreads. Before the first parallel region the
+//   threads it needs are started once (and kept no longer) to check they can be: libgomp
+//   would otherwise end the process when the thread or address-space limits forbid them;
+//   such a failure throws dfss::Unsupported instead.
 // - Results are bit-identical for any thread count. Different implementations and ISAs
 //   agree to rounding (fp32: <= 1e-5 relative to the output's scale).
 //
@@ -30,6 +40,16 @@
 #include "dfss/tensor.h"
 
 namespace dfss {
+
+// Upper bound of AttentionOptions::threads: far above real machines, far below what
+// exhausts the process.
+inline constexpr int kMaxThreads = 1024;
+
+// impl = unfused refuses a problem whose per-head score buffers (Lq x Lk fp32 scores, plus
+// a materialized score mask; under N:M the kept values and columns; rows and keys padded to
+// the kernels' tiles) exceed this many bytes: 4 GiB, so dense Lq = Lk = 32000 runs and 65536
+// is refused. The fused implementation needs O(tile) scratch only.
+inline constexpr int64_t kMaxUnfusedScoreBytes = int64_t{1} << 32;
 
 enum class AttentionImpl {
   reference,  // plain loops, double accumulation: the oracle
@@ -95,7 +115,7 @@ struct AttentionOptions {
   // another order): the backward recomputes the scores with the fp32 fma chain, and its kept
   // set must be bit-identical to the forward's. Slower, same semantics.
   float* log_sum_exp = nullptr;
-  int threads = 0;  // 0: OpenMP's default; otherwise exactly this many
+  int threads = 0;  // 0: OpenMP's default; otherwise exactly this many (<= kMaxThreads)
   AttentionImpl impl = AttentionImpl::fused;
   Isa isa = Isa::automatic;  // kernels to use for unfused and fused
   SparsityPattern pattern;   // dense by default

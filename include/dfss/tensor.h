@@ -15,6 +15,11 @@ enum class DType : uint8_t {
 const char* dtype_name(DType dtype);
 int64_t dtype_size(DType dtype);
 
+// Number of elements of a 4-D shape: 0 when any dimension is 0 (whatever the others are, as
+// in NumPy), else the product. Throws dfss::InvalidArgument ("shape ... too large") when the
+// product does not fit in int64; dimensions must be non-negative.
+int64_t shape_numel(const std::array<int64_t, 4>& shape);
+
 // A view of a 4-D tensor: element (i0,i1,i2,i3) lives at
 // data + (i0*stride[0] + i1*stride[1] + i2*stride[2] + i3*stride[3]) * dtype_size.
 // Strides are in elements and must be non-negative.
@@ -25,13 +30,15 @@ struct BasicTensorView {
   std::array<int64_t, 4> shape{0, 0, 0, 0};
   std::array<int64_t, 4> stride{0, 0, 0, 0};
 
-  int64_t numel() const { return shape[0] * shape[1] * shape[2] * shape[3]; }
+  int64_t numel() const { return shape_numel(shape); }
 };
 
 using ConstTensorView = BasicTensorView<const void*>;
 using TensorView = BasicTensorView<void*>;
 
-// Row-major (C order) strides for a shape.
+// Row-major (C order) strides for a shape. Throws dfss::InvalidArgument ("shape ... too
+// large") when a stride does not fit in int64, even for an empty shape such as
+// [0, 2^63 - 1, 2^63 - 1, 64], whose strides still have to be representable.
 std::array<int64_t, 4> contiguous_strides(const std::array<int64_t, 4>& shape);
 
 inline ConstTensorView const_view(const float* data, std::array<int64_t, 4> shape) {

@@ -16,6 +16,7 @@
 #include "attention/backward_packing.h"
 #include "attention/backward_problem.h"
 #include "attention/packing.h"
+#include "core/debug_assert.h"
 #include "kernels/attention_backward/backward_kernels.h"
 
 namespace dfss::detail {
@@ -153,8 +154,12 @@ void run_backward_fused(const BackwardProblem& problem, BackwardSchedule schedul
     const PackedKeyHead keys = keys_of(slot);
     const PackedQueryHead queries = queries_of(slot * group + h - kvh * group);
     const float* bias = key_bias.get() + b * g.key_blocks * kKeyBlock;
+    // Slots index the packed chunk; tiles stay inside the padded rows and key blocks.
+    DFSS_DEBUG_ASSERT(slot < chunk_kv && h - kvh * group < group);
+    DFSS_DEBUG_ASSERT(block < g.key_blocks && row0 < p.lq && row0 % kBackwardRows == 0);
     const kernels::BackwardTileArgs a =
         tile_args(problem, g, b, h, keys, queries, bias, block, row0, t);
+    DFSS_DEBUG_ASSERT(a.rows > 0 && a.rows <= kBackwardRows);
     kernels.tiles(a);
     kernels::BackwardGemmArgs gemm;
     if (key_grads) {
@@ -194,6 +199,7 @@ void run_backward_fused(const BackwardProblem& problem, BackwardSchedule schedul
 
 #pragma omp parallel num_threads(p.threads)
   {
+    DFSS_DEBUG_ASSERT(omp_get_thread_num() < static_cast<int>(scratch.size()));
     const ThreadScratch& mine = scratch[static_cast<size_t>(omp_get_thread_num())];
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < p.batch; ++b)
@@ -220,6 +226,7 @@ void run_backward_fused(const BackwardProblem& problem, BackwardSchedule schedul
         for (int64_t slot = 0; slot < chunk; ++slot) {
           const int64_t b = (chunk0 + slot) / p.kv_heads, kvh = (chunk0 + slot) % p.kv_heads;
           float* dq_heads = mine.dq_heads.get();
+          DFSS_DEBUG_ASSERT(dq_heads != nullptr);  // allocated when single_pass_fits
           std::fill(dq_heads, dq_heads + group * g.lq_pad * g.d_pad, 0.0f);
           for (int64_t block = 0; block < g.key_blocks; ++block) {
             std::fill(mine.dk.get(), mine.dk.get() + kBackwardStride * g.d_pad, 0.0f);

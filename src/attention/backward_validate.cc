@@ -46,7 +46,8 @@ BackwardProblem validate_backward(const ConstTensorView& q, const ConstTensorVie
     fail("d_out", std::string("expected dtype ") + dtype_name(q.dtype) + " (same as q), got " +
                       dtype_name(d_out.dtype));
   }
-  const int64_t rows = p.batch * p.heads * p.lq;
+  // Checked: with Lq = 0, B * Hq alone may overflow.
+  const int64_t rows = shape_numel({p.batch, p.heads, p.lq, 1});
   if (log_sum_exp == nullptr && rows > 0) {
     fail("log_sum_exp", "expected the forward's [B, Hq, Lq] = [" + std::to_string(p.batch) + ", " +
                             std::to_string(p.heads) + ", " + std::to_string(p.lq) +

@@ -17,6 +17,9 @@ CompressedScores compressed_scores(const ConstTensorView& q, const ConstTensorVi
   // No output is written, so there is none to check.
   detail::AttentionProblem problem = detail::validate_problem(q, k, v, TensorView{}, options, /*check_out=*/false);
 
+  // Before the result is allocated by the same sizes.
+  detail::check_unfused_memory(problem, /*exporting=*/true);
+
   CompressedScores result;
   result.pattern = options.pattern;
   result.batch = problem.batch;

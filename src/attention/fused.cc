@@ -16,6 +16,7 @@
 
 #include "attention/packing.h"
 #include "attention/problem.h"
+#include "core/debug_assert.h"
 #include "dfss/errors.h"
 #include "kernels/attention/flash_kernels.h"
 
@@ -76,6 +77,7 @@ void run_decode_direct(const AttentionProblem& p, const kernels::AttentionKernel
 
 #pragma omp parallel num_threads(p.threads)
   {
+    DFSS_DEBUG_ASSERT(omp_get_thread_num() < static_cast<int>(thread_scratch.size()));
     ThreadScratch& mine = thread_scratch[static_cast<size_t>(omp_get_thread_num())];
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < slots * segments; ++task) {
@@ -83,6 +85,8 @@ void run_decode_direct(const AttentionProblem& p, const kernels::AttentionKernel
       const int64_t present = keys_present(p, b);
       const int64_t key_begin = task % segments * kDecodeSegmentKeys;
       const int64_t key_end = std::min(p.lk, key_begin + kDecodeSegmentKeys);
+      // The score-mask bias rows hold one segment of keys.
+      DFSS_DEBUG_ASSERT(key_begin < key_end && key_end - key_begin <= kDecodeSegmentKeys);
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t h = kv * ratio + r / p.lq, i = r % p.lq;
         const int64_t q0 = b * p.q.stride[0] + h * p.q.stride[1] + i * p.q.stride[2];
@@ -218,6 +222,7 @@ void run_fused(const AttentionProblem& p) {
 
 #pragma omp parallel num_threads(p.threads)
   {
+    DFSS_DEBUG_ASSERT(omp_get_thread_num() < static_cast<int>(thread_scratch.size()));
     ThreadScratch& mine = thread_scratch[static_cast<size_t>(omp_get_thread_num())];
     const AlignedBuffer &q_packed = mine.q_packed, &o = mine.o, &row_max = mine.row_max,
                         &row_sum = mine.row_sum, &row_sum_lanes = mine.row_sum_lanes,
@@ -247,6 +252,10 @@ void run_fused(const AttentionProblem& p) {
         const int64_t h = bkv % p.kv_heads * heads_per_slot + task % tasks_per_slot / row_blocks;
         const int64_t row0 = (task % row_blocks) * kBlockRows;
         const int64_t rows = std::min(kBlockRows, p.lq - row0);
+        // Scratch is sized for one block of rows; packed K/V for group_slots heads.
+        DFSS_DEBUG_ASSERT(rows > 0 && rows <= kBlockRows);
+        DFSS_DEBUG_ASSERT(slot < group_size && group_size <= group_slots);
+        DFSS_DEBUG_ASSERT(h < p.heads && h / heads_per_slot == bkv % p.kv_heads);
         pack_queries(p, g, b, h, row0, rows, q_packed.get());
         kernels::FlashBlockArgs args;
         args.q_packed = q_packed.get();
@@ -263,6 +272,8 @@ void run_fused(const AttentionProblem& p) {
         }
         args.lk = keys_present(p, b);
         args.lk_pad = g.lk_pad;
+        DFSS_DEBUG_ASSERT(args.lk >= 0 && args.lk <= p.lk && p.lk <= g.lk_pad);
+        DFSS_DEBUG_ASSERT(args.bias_row_stride == 0 || args.bias_row_stride == g.lk_pad);
         args.d = p.d;
         args.dv_pad = g.dv_pad;
         args.scale = p.scale;

@@ -8,6 +8,8 @@
 #include <limits>
 #include <new>
 
+#include "core/debug_assert.h"
+
 namespace dfss::detail {
 namespace {
 
@@ -138,11 +140,17 @@ PackedGeometry packed_geometry(const AttentionProblem& problem, PackFormat forma
   }
   g.q_tile_elems = d_packed * kTileRows;
   g.elem_bytes = format == PackFormat::f32 ? 4 : 2;
+  // The kernels walk whole key blocks and aligned value rows.
+  DFSS_DEBUG_ASSERT(g.lk_pad >= problem.lk && g.lk_pad % kKeyBlock == 0);
+  DFSS_DEBUG_ASSERT(g.dv_pad >= problem.dv && g.dv_pad % kernels::kValueAlign == 0);
   return g;
 }
 
 int64_t keys_present(const AttentionProblem& problem, int64_t b) {
-  return problem.valid_lengths ? problem.valid_lengths[b] : problem.lk;
+  DFSS_DEBUG_ASSERT(b >= 0 && b < problem.batch);
+  const int64_t present = problem.valid_lengths ? problem.valid_lengths[b] : problem.lk;
+  DFSS_DEBUG_ASSERT(present >= 0 && present <= problem.lk);
+  return present;
 }
 
 void pack_keys(const AttentionProblem& p, const PackedGeometry& g, int64_t b, int64_t h,
@@ -239,6 +247,7 @@ void pack_values(const AttentionProblem& p, const PackedGeometry& g, int64_t b, 
 
 void pack_queries(const AttentionProblem& p, const PackedGeometry& g, int64_t b, int64_t h,
                   int64_t row0, int64_t rows, void* dst) {
+  DFSS_DEBUG_ASSERT(row0 >= 0 && rows >= 0 && row0 + rows <= p.lq && h < p.heads);
   const int64_t tiles = (rows + kTileRows - 1) / kTileRows;
   if (g.format == PackFormat::f32 && contiguous_f32_rows(p.q)) {
     const float* first = static_cast<const float*>(p.q.data) + b * p.q.stride[0] +
@@ -275,6 +284,8 @@ void build_key_bias(const AttentionProblem& p, const PackedGeometry& g, int64_t 
 
 int64_t build_score_bias(const AttentionProblem& p, const PackedGeometry& g, int64_t b, int64_t h,
                          int64_t row0, int64_t rows, int64_t rows_out, float* bias) {
+  // rows_out rows of lk_pad floats are written (one when shared).
+  DFSS_DEBUG_ASSERT(rows >= 1 && rows <= rows_out && row0 + rows <= p.lq);
   const int64_t present = keys_present(p, b);
   const bool shared = p.score_mask.stride[2] == 0;
   const int64_t built = shared ? 1 : rows;
@@ -342,6 +353,7 @@ AlignedBuffer allocate_aligned(int64_t bytes) {
   const size_t rounded = static_cast<size_t>(round_up(std::max<int64_t>(bytes, 64), 64));
   void* memory = std::aligned_alloc(64, rounded);
   if (!memory) throw std::bad_alloc();
+  DFSS_DEBUG_ASSERT(reinterpret_cast<uintptr_t>(memory) % 64 == 0);
   return AlignedBuffer(static_cast<float*>(memory));
 }
 

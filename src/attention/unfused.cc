@@ -9,10 +9,14 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <string>
 #include <vector>
 
 #include "attention/packing.h"
 #include "attention/problem.h"
+#include "core/debug_assert.h"
+#include "dfss/errors.h"
 
 namespace dfss::detail {
 
@@ -23,13 +27,75 @@ int64_t compressed_row_stride(const SparsityPattern& pattern, int64_t lk_pad) {
   return (lk_pad + span - 1) / span * (span / pattern.m * pattern.n);
 }
 
+namespace {
+
+// a * b, or INT64_MAX when it does not fit (both non-negative).
+int64_t saturating_product(int64_t a, int64_t b) {
+  int64_t product = 0;
+  return __builtin_mul_overflow(a, b, &product) ? INT64_MAX : product;
+}
+
+std::string gigabytes(int64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f GB", static_cast<double>(bytes) * 1e-9);
+  return text;
+}
+
+void check_score_buffer_size(const AttentionProblem& p, int64_t rows_pad, int64_t lk_pad,
+                             int64_t kept_stride, bool exporting) {
+  const bool sparse = !p.pattern.dense();
+  const bool row_bias = p.score_mask.data != nullptr && p.score_mask.stride[2] != 0;
+  const int64_t matrix = saturating_product(saturating_product(rows_pad, lk_pad), 4);
+  const int64_t kept = saturating_product(saturating_product(rows_pad, kept_stride), 8);
+  int64_t bytes = sparse ? kept : matrix;
+  if (row_bias && __builtin_add_overflow(bytes, matrix, &bytes)) bytes = INT64_MAX;
+  if (bytes <= kMaxUnfusedScoreBytes) return;
+  const std::string what = "Lq x Lk = " + std::to_string(p.lq) + " x " + std::to_string(p.lk) +
+                           (sparse ? " N:M-compressed" : "") + " scores" +
+                           (row_bias ? " and score-mask rows" : "") + " of one head (" +
+                           gigabytes(bytes) + "), more than the limit of " +
+                           gigabytes(kMaxUnfusedScoreBytes) + " (kMaxUnfusedScoreBytes)";
+  if (exporting) {
+    throw InvalidArgument("compressed scores: the export materializes the " + what +
+                          "; expected fewer query rows or keys per call");
+  }
+  throw InvalidArgument("options.impl: unfused materializes the " + what +
+                        "; expected impl = fused for this size (same results, O(tile) memory)");
+}
+
+// The padded sizes run_unfused_heads allocates by.
+struct ScoreGeometry {
+  const kernels::AttentionKernels* kernels;
+  PackedGeometry packed;
+  int64_t tiles, rows_pad, kept_stride;
+};
+
+ScoreGeometry score_geometry(const AttentionProblem& p) {
+  const bool sparse = !p.pattern.dense();
+  ScoreGeometry s;
+  s.kernels = &kernels::attention_kernels(p.isa, p.dtype, sparse);
+  s.packed = packed_geometry(p, s.kernels->format);
+  s.tiles = (p.lq + kTileRows - 1) / kTileRows;
+  s.rows_pad = s.tiles * kTileRows;
+  s.kept_stride = sparse ? compressed_row_stride(p.pattern, s.packed.lk_pad) : 0;
+  return s;
+}
+
+}  // namespace
+
+void check_unfused_memory(const AttentionProblem& p, bool exporting) {
+  const ScoreGeometry s = score_geometry(p);
+  check_score_buffer_size(p, s.rows_pad, s.packed.lk_pad, s.kept_stride, exporting);
+}
+
 void run_unfused_heads(const AttentionProblem& p, const HeadVisitor& visit_head) {
   const bool sparse = !p.pattern.dense();
-  const kernels::AttentionKernels& kernels = kernels::attention_kernels(p.isa, p.dtype, sparse);
-  const PackedGeometry g = packed_geometry(p, kernels.format);
-  const int64_t tiles = (p.lq + kTileRows - 1) / kTileRows;
-  const int64_t rows_pad = tiles * kTileRows;
-  const int64_t kept_stride = sparse ? compressed_row_stride(p.pattern, g.lk_pad) : 0;
+  const ScoreGeometry geometry = score_geometry(p);
+  const kernels::AttentionKernels& kernels = *geometry.kernels;
+  const PackedGeometry& g = geometry.packed;
+  const int64_t tiles = geometry.tiles, rows_pad = geometry.rows_pad;
+  const int64_t kept_stride = geometry.kept_stride;
+  check_score_buffer_size(p, rows_pad, g.lk_pad, kept_stride, bool(visit_head.compressed));
 
   AlignedBuffer keys = allocate_aligned(g.k_elems * g.elem_bytes);
   AlignedBuffer values = allocate_aligned(g.v_elems * g.elem_bytes);
@@ -82,6 +148,7 @@ void run_unfused_heads(const AttentionProblem& p, const HeadVisitor& visit_head)
 
 #pragma omp parallel num_threads(p.threads)
   {
+    DFSS_DEBUG_ASSERT(omp_get_thread_num() < static_cast<int>(thread_scratch.size()));
     kernels::UnfusedArgs local = args;
     local.scratch = thread_scratch[static_cast<size_t>(omp_get_thread_num())].get();
     for (int64_t b = 0; b < p.batch; ++b) {
@@ -100,6 +167,9 @@ void run_unfused_heads(const AttentionProblem& p, const HeadVisitor& visit_head)
             build_score_bias(p, g, b, h, 0, 1, 1, row_bias.get());
         }
         local.lk = keys_present(p, b);
+        DFSS_DEBUG_ASSERT(local.lk >= 0 && local.lk <= p.lk && p.lk <= g.lk_pad);
+        // The compressed rows hold every kept entry of the padded keys.
+        DFSS_DEBUG_ASSERT(!sparse || kept_stride * p.pattern.m >= g.lk_pad * p.pattern.n);
         if (score_mask && p.score_mask.stride[2] != 0) {
 #pragma omp for schedule(static)
           for (int64_t t = 0; t < tiles; ++t) {

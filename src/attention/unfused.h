@@ -19,6 +19,12 @@ struct HeadVisitor {
   std::function<void(int64_t b, int64_t h, const kernels::UnfusedArgs& args)> compressed;
 };
 
+// Throws InvalidArgument when the per-head buffers run_unfused_heads would materialize
+// exceed kMaxUnfusedScoreBytes, naming the fused implementation (or, when `exporting`, the
+// compressed-score export). run_unfused_heads checks this itself before allocating; callers
+// that allocate their own results by the problem's size call it first.
+void check_unfused_memory(const AttentionProblem& problem, bool exporting);
+
 void run_unfused_heads(const AttentionProblem& problem, const HeadVisitor& visit_head);
 
 }  // namespace dfss::detail

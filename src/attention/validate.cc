@@ -6,10 +6,12 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <sstream>
 #include <string>
 
+#include "core/thread_probe.h"
 #include "dfss/errors.h"
 
 namespace dfss::detail {
@@ -209,6 +211,57 @@ ByteRange check_valid_lengths(const int64_t* valid_lengths, int64_t batch, int64
   return byte_range("options.mask.valid_lengths", valid_lengths, batch - 1, sizeof(int64_t));
 }
 
+// "[1, 0, 3, 2]"
+std::string index_string(std::initializer_list<int64_t> index) {
+  std::string text = "[";
+  for (int64_t i : index) text += (text.size() > 1 ? ", " : "") + std::to_string(i);
+  return text + "]";
+}
+
+// A mask value may be finite (a bias) or -inf (masked); NaN and +inf would make the rows
+// they touch NaN without any error.
+bool usable_mask_value(float value) {
+  return std::isfinite(value) || value == -INFINITY;
+}
+
+void fail_mask_value(const std::string& name, const std::string& index, float value) {
+  fail(name,
+       "expected finite values or -inf (masked), got " + float_string(value) + " at " + index);
+}
+
+void check_additive_mask_values(const KeyPaddingMask& mask, int64_t batch, int64_t lk,
+                                int64_t row_stride) {
+  if (mask.additive == nullptr) return;
+  for (int64_t b = 0; b < batch; ++b) {
+    const float* row = mask.additive + b * row_stride;
+    for (int64_t j = 0; j < lk; ++j) {
+      if (!usable_mask_value(row[j]))
+        fail_mask_value("options.mask.additive", index_string({b, j}), row[j]);
+    }
+  }
+}
+
+// Broadcast axes (stride 0) are visited once: every value in memory is checked once.
+void check_score_mask_values(const ConstTensorView& mask) {
+  if (mask.data == nullptr || mask.numel() == 0) return;
+  const auto* data = static_cast<const float*>(mask.data);
+  std::array<int64_t, 4> extent{};
+  for (size_t axis = 0; axis < 4; ++axis)
+    extent[axis] = mask.stride[axis] == 0 ? 1 : mask.shape[axis];
+  for (int64_t i0 = 0; i0 < extent[0]; ++i0) {
+    for (int64_t i1 = 0; i1 < extent[1]; ++i1) {
+      for (int64_t i2 = 0; i2 < extent[2]; ++i2) {
+        const float* row = data + i0 * mask.stride[0] + i1 * mask.stride[1] + i2 * mask.stride[2];
+        for (int64_t i3 = 0; i3 < extent[3]; ++i3) {
+          const float value = row[i3 * mask.stride[3]];
+          if (!usable_mask_value(value))
+            fail_mask_value("options.score_mask", index_string({i0, i1, i2, i3}), value);
+        }
+      }
+    }
+  }
+}
+
 void check_kv_heads(int64_t heads, int64_t kv_heads) {
   if (kv_heads < 1 && heads > 0) {
     fail("k", "expected at least one key/value head (shape[1] >= 1) for Hq = " +
@@ -316,16 +369,18 @@ AttentionProblem validate_problem(const ConstTensorView& q, const ConstTensorVie
     fail("options.window",
          "expected >= 0 (0 = no sliding window), got " + std::to_string(options.window));
   }
-  const ByteRange lse_bytes = options.log_sum_exp == nullptr || batch * heads * problem.lq == 0
-                                  ? ByteRange{}
-                                  : byte_range("options.log_sum_exp", options.log_sum_exp,
-                                               batch * heads * problem.lq - 1, sizeof(float));
+  // Nonzero only when q is non-empty, whose element count check_view has bounded.
+  const int64_t lse_count = shape_numel({batch, heads, problem.lq, 1});
+  const ByteRange lse_bytes =
+      options.log_sum_exp == nullptr || lse_count == 0
+          ? ByteRange{}
+          : byte_range("options.log_sum_exp", options.log_sum_exp, lse_count - 1, sizeof(float));
   if (options.scale && !std::isfinite(*options.scale)) {
     fail("options.scale", "expected a finite value, got " + float_string(*options.scale));
   }
-  if (options.threads < 0) {
-    fail("options.threads",
-         "expected >= 0 (0 = OpenMP default), got " + std::to_string(options.threads));
+  if (options.threads < 0 || options.threads > kMaxThreads) {
+    fail("options.threads", "expected 0 (OpenMP default) to " + std::to_string(kMaxThreads) +
+                                ", got " + std::to_string(options.threads));
   }
   check_impl(options.impl);
   check_pattern(options.pattern);
@@ -367,6 +422,15 @@ AttentionProblem validate_problem(const ConstTensorView& q, const ConstTensorVie
   problem.log_sum_exp = options.log_sum_exp;
   problem.pattern = options.pattern;
   problem.threads = options.threads > 0 ? options.threads : std::max(1, omp_get_max_threads());
+  // Values last: every shape and span they depend on is known to be sound.
+  check_additive_mask_values(options.mask, batch, problem.lk, problem.mask_stride);
+  check_score_mask_values(options.score_mask);
+  // libgomp would exit the process if it could not start the region's threads.
+  require_threads(
+      problem.threads,
+      "options.threads = " + std::to_string(options.threads) +
+          (options.threads == 0 ? " (OpenMP's default, " + std::to_string(problem.threads) + ")"
+                                : ""));
   return problem;
 }
 

@@ -72,6 +72,66 @@ BenchInputs make_inputs(const BenchSetup& setup, int64_t seq) {
   return inputs;
 }
 
+// Library errors in command-line terms: the synthetic q, k, v and out only fail on --dim.
+template <typename Call>
+void in_cli_terms(Call&& call) {
+  static const std::vector<ArgumentName> names = {{"q", "--dim"},
+                                                  {"k", "--dim"},
+                                                  {"v", "--dim"},
+                                                  {"out", "--dim"},
+                                                  {"options.isa", "--isa"},
+                                                  {"options.threads", "--threads"},
+                                                  {"options.impl", "--impl"},
+                                                  {"options.pattern", "--pattern"}};
+  try {
+    call();
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument(cli_message(e.what(), names));
+  } catch (const Unsupported& e) {
+    throw Unsupported(cli_message(e.what(), names));
+  }
+}
+
+// Unfused materializes a head's L x L scores (N:M: kept values and columns): refused up
+// front, as the library would refuse it after the others had run (it adds padding to tiles,
+// so its own check stays the authority near the limit).
+void check_unfused_sizes(const std::vector<int64_t>& seqs,
+                         const std::vector<std::pair<AttentionImpl, SparsityPattern>>& pairs) {
+  for (const auto& [impl, pattern] : pairs) {
+    if (impl != AttentionImpl::unfused) continue;
+    for (int64_t seq : seqs) {
+      const double keys = pattern.dense()
+                              ? static_cast<double>(seq)
+                              : std::ceil(static_cast<double>(seq) / pattern.m) * pattern.n * 2.0;
+      const double bytes = static_cast<double>(seq) * keys * 4.0;
+      if (bytes > static_cast<double>(kMaxUnfusedScoreBytes)) {
+        char sizes[64];
+        std::snprintf(sizes, sizeof sizes, "(%.1f GB), more than its limit of %.1f GB",
+                      bytes * 1e-9, static_cast<double>(kMaxUnfusedScoreBytes) * 1e-9);
+        throw InvalidArgument("--seq " + std::to_string(seq) +
+                              ": --impl unfused materializes one head's scores " + sizes +
+                              "; expected a shorter --seq or --impl without unfused");
+      }
+    }
+  }
+}
+
+// The inputs and output of one --seq, with an allocation failure said as such.
+std::pair<BenchInputs, std::vector<float>> allocate_case(const BenchSetup& setup, int64_t seq) {
+  try {
+    BenchInputs inputs = make_inputs(setup, seq);
+    std::vector<float> out(inputs.q.size());
+    return {std::move(inputs), std::move(out)};
+  } catch (const std::bad_alloc&) {
+    const double bytes =
+        static_cast<double>(setup.batch * setup.heads * seq * setup.dim) * (4 * 4 + 3 * 2);
+    char size[32];
+    std::snprintf(size, sizeof size, "%.1f GB", bytes * 1e-9);
+    throw Error("--seq " + std::to_string(seq) +
+                ": out of memory while allocating the random inputs and the output (" + size + ")");
+  }
+}
+
 // A view of the rows [first, first + count) of axis 2, sharing the data.
 ConstTensorView rows(ConstTensorView view, int64_t first, int64_t count) {
   view.data = static_cast<const char*>(view.data) + first * view.stride[2] * dtype_size(view.dtype);
@@ -238,13 +298,7 @@ void check_configuration(const BenchSetup& setup,
       options.isa = setup.isa;
       const ConstTensorView input =
           dtype == DType::f32 ? const_view(&f32, shape) : const_view(&bf16, shape);
-      try {
-        attention(input, input, input, mutable_view(&out, shape), options);
-      } catch (const InvalidArgument& e) {
-        throw InvalidArgument("--batch " + std::to_string(setup.batch) + " --heads " +
-                              std::to_string(setup.heads) + " --dim " + std::to_string(setup.dim) +
-                              ": " + e.what());
-      }
+      in_cli_terms([&] { attention(input, input, input, mutable_view(&out, shape), options); });
     }
   }
 }
@@ -320,7 +374,9 @@ void run_bench_attention(const BenchAttentionArgs& args, Isa isa) {
       }
     }
   }
+  check_unfused_sizes(args.seq, pairs);
   if (!args.json.empty()) check_output_file(args.json, "--json");
+  require_threads_arg(args.threads);
 
   BenchSetup setup;
   setup.batch = args.batch;
@@ -359,8 +415,9 @@ void run_bench_attention(const BenchAttentionArgs& args, Isa isa) {
 
   std::vector<BenchResult> results;
   for (int64_t seq : args.seq) {
-    const BenchInputs inputs = make_inputs(setup, seq);
-    std::vector<float> out(inputs.q.size());
+    auto allocated = allocate_case(setup, seq);
+    const BenchInputs& inputs = allocated.first;
+    std::vector<float>& out = allocated.second;
     for (DType dtype : dtypes) {
       // Rows of one (L, dtype) group are printed together, once the baselines that the
       // speedups refer to are known.
@@ -368,8 +425,11 @@ void run_bench_attention(const BenchAttentionArgs& args, Isa isa) {
       std::map<std::string, double> kept_mass;  // by pattern: the same for every impl
       for (const auto& [impl, pattern] : pairs) {
         const BenchCase config{impl, dtype, seq, pattern};
-        BenchResult result = run_case(config, setup, inputs, args.reps,
-                                      dtype == DType::bf16 ? peak_bf16 : peak_f32, out);
+        BenchResult result;
+        in_cli_terms([&] {
+          result = run_case(config, setup, inputs, args.reps,
+                            dtype == DType::bf16 ? peak_bf16 : peak_f32, out);
+        });
         const std::string key = pattern.to_string();
         if (!kept_mass.contains(key)) {
           AttentionOptions options;

@@ -104,6 +104,7 @@ void run_bench_embed(const BenchEmbedArgs& args, Isa isa) {
   if (shapes.empty()) throw InvalidArgument("--shapes: expected at least one shape");
   if (args.attentions.empty()) throw InvalidArgument("--attention: expected at least one value");
   if (!args.json.empty()) check_output_file(args.json, "--json");
+  require_threads_arg(args.threads);
   const BertEncoder encoder = BertEncoder::load(args.model);
   std::vector<std::vector<SparsityPattern>> configs;
   for (const std::string& text : args.attentions) {

@@ -1,15 +1,23 @@
 #include "cli/cli.h"
 
+#include <omp.h>
+
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <limits>
 #include <new>
 #include <string>
+#include <string_view>
 
 #include "cli/commands.h"
+#include "core/thread_probe.h"
 #include "dfss/errors.h"
 #include "dfss/version.h"
 #include "io/temporary_cleanup.h"
@@ -58,6 +66,98 @@ CLI::Validator integer_validator(int64_t minimum, int64_t maximum, const std::st
 
 }  // namespace
 
+CLI::Validator fp32_number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        // Parsed as double so that values beyond fp32 are recognized as such, not as inf.
+        double value = 0;
+        const char* begin = text.data() + (text.starts_with('+') ? 1 : 0);
+        const char* end = text.data() + text.size();
+        const auto [stop, error] = std::from_chars(begin, end, value);
+        if (error == std::errc::result_out_of_range) {
+          return "expected a number in fp32 range, got '" + text + "' (out of range for fp32)";
+        }
+        if (error != std::errc() || stop != end || !std::isfinite(value)) {
+          return "expected a finite number, got '" + text + "'";
+        }
+        const double magnitude = std::fabs(value);
+        if (magnitude > std::numeric_limits<float>::max() ||
+            (magnitude > 0 && magnitude < std::numeric_limits<float>::denorm_min())) {
+          return "expected a number in fp32 range (magnitude 1.4e-45 to 3.4e38, or 0), got '" +
+                 text + "' (out of range for fp32)";
+        }
+        return "";
+      },
+      "");
+}
+
+namespace {
+
+// CLI11 takes "--name=" as "--name" and then the next argument as its value, so that
+// `--pattern= --out x` complains about --out; and it drops the empty items of a list
+// (`--seq 1,,2` runs 1 and 2). Both are refused here, before CLI11 sees them. `app` is
+// followed down the subcommands named, so that each option is looked up where it applies.
+void refuse_empty_inline_values(CLI::App& app, int argc, char** argv) {
+  CLI::App* command = &app;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--") return;
+    const auto named =
+        command->get_subcommands([&](const CLI::App* sub) { return sub->get_name() == arg; });
+    if (!named.empty()) {
+      command = named.front();
+      continue;
+    }
+    if (!arg.starts_with("--")) continue;
+    const size_t equals = arg.find('=');
+    const std::string name(arg.substr(0, equals));
+    if (equals == arg.size() - 1) {
+      throw InvalidArgument(name + ": expected a value, got an empty one");
+    }
+    const CLI::Option* option = nullptr;
+    for (CLI::App* scope = command; scope != nullptr && option == nullptr;
+         scope = scope->get_parent()) {
+      option = scope->get_option_no_throw(name);
+    }
+    if (option == nullptr || option->get_delimiter() == '\0') continue;
+    const std::string_view value = equals != std::string_view::npos ? arg.substr(equals + 1)
+                                   : i + 1 < argc                   ? std::string_view(argv[i + 1])
+                                                                    : std::string_view();
+    const std::string separator(1, option->get_delimiter());
+    if (value.find(separator + separator) != std::string_view::npos ||
+        value.starts_with(separator) || value.ends_with(separator)) {
+      throw InvalidArgument(name + ": expected a value, got an empty item in '" +
+                            std::string(value) + "'");
+    }
+  }
+}
+
+// Checked before any other validator of each option, so that an empty value
+// (`--scale ''`) is reported as such rather than as whatever the empty text fails as.
+CLI::Validator non_empty() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        return text.empty() ? "expected a value, got an empty one" : "";
+      },
+      "");
+}
+
+// Every option that takes a value, in `app` and its subcommands, refuses an empty one.
+void refuse_empty_values(CLI::App& app) {
+  for (CLI::Option* option : app.get_options([](const CLI::Option*) { return true; })) {
+    if (option->get_type_size_max() > 0) option->transform(non_empty());
+  }
+  for (CLI::App* command : app.get_subcommands([](const CLI::App*) { return true; })) {
+    refuse_empty_values(*command);
+  }
+}
+
+std::string error_message(const CLI::App*, const CLI::Error& error) {
+  return std::string("dfss: error: ") + error.what() + "\nRun with --help for more information.\n";
+}
+
+}  // namespace
+
 CLI::Validator integer_at_least(int64_t minimum) {
   return integer_validator(minimum, INT64_MAX, "an integer >= " + std::to_string(minimum),
                            "INT>=" + std::to_string(minimum));
@@ -66,6 +166,56 @@ CLI::Validator integer_at_least(int64_t minimum) {
 CLI::Validator integer_in_range(int64_t minimum, int64_t maximum) {
   const std::string range = std::to_string(minimum) + ".." + std::to_string(maximum);
   return integer_validator(minimum, maximum, "an integer in " + range, "INT:" + range);
+}
+
+void require_threads_arg(int threads) {
+  const int resolved = threads > 0 ? threads : std::max(1, omp_get_max_threads());
+  detail::require_threads(
+      resolved,
+      "--threads " + std::to_string(threads) +
+          (threads > 0 ? std::string() : " (OpenMP's default, " + std::to_string(resolved) + ")"));
+}
+
+std::string cli_message(const std::string& message, const std::vector<ArgumentName>& names) {
+  // The leading "argument: " says which argument is at fault; it gets the full form, which
+  // may hold a path, so the mentions below are looked for only after it.
+  std::string result;
+  size_t i = 0;
+  for (const auto& [library, cli] : names) {
+    if (message.starts_with(library + ": ") || message.starts_with(library + " = ")) {
+      result = cli;
+      i = library.size();
+      break;
+    }
+  }
+  // Later mentions ("(same as q)", "overlapping options.mask.additive") get the flag only,
+  // matched as whole words: "q" but not "Lq", "out" but not "without".
+  const auto is_word = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+  };
+  while (i < message.size()) {
+    const ArgumentName* mention = nullptr;
+    if (i == 0 || !is_word(message[i - 1])) {
+      for (const ArgumentName& name : names) {
+        const size_t end = i + name.library.size();
+        // A sentence's full stop may follow the name.
+        const bool ends_word =
+            end == message.size() || !is_word(message[end]) ||
+            (message[end] == '.' && (end + 1 == message.size() || !is_word(message[end + 1])));
+        if (message.compare(i, name.library.size(), name.library) == 0 && ends_word) {
+          mention = &name;
+          break;
+        }
+      }
+    }
+    if (mention == nullptr) {
+      result += message[i++];
+    } else {
+      result += mention->cli.substr(0, mention->cli.find(' '));
+      i += mention->library.size();
+    }
+  }
+  return result;
 }
 
 DType parse_dtype_arg(const std::string& text, const std::string& argument) {
@@ -122,17 +272,28 @@ int run(int argc, char** argv) {
       "embed", "Per-text cosine of N:M-attention embeddings to dense ones, and throughput");
   add_eval_embed_options(*eval_embed, eval_embed_args);
 
+  app.failure_message(error_message);
+  refuse_empty_values(app);
   try {
+    refuse_empty_inline_values(app, argc, argv);
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     // --help and --version arrive here too, with exit code 0.
     return with_stdout_flushed(app.exit(e) == 0 ? 0 : kExitError);
+  } catch (const Error& e) {
+    std::cerr << "dfss: error: " << e.what() << "\n";
+    return with_stdout_flushed(kExitError);
   }
 
   // An interrupted write must not leave its temporary file behind.
   io::remove_temporaries_on_signals();
   try {
     const Isa isa = parse_isa(isa_text, "--isa");
+    // Checked here once for every command, which would otherwise each word it their own way.
+    if (isa != Isa::automatic && !isa_supported(isa)) {
+      throw Unsupported(std::string("--isa: expected an ISA this CPU supports (best: ") +
+                        isa_name(detected_isa()) + "), got " + isa_name(isa));
+    }
     if (info->parsed()) run_info(isa);
     if (attention->parsed()) run_attention(attention_args, isa);
     if (bench_attention->parsed()) run_bench_attention(bench_args, isa);

@@ -60,6 +60,7 @@ void run_embed(const EmbedArgs& args, Isa isa);
 struct EvalEmbedArgs {
   EmbedInputArgs input;
   std::string json;
+  int reps = 3;  // timed passes per attention, interleaved with the other's
 };
 void add_eval_embed_options(CLI::App& command, EvalEmbedArgs& args);
 void run_eval_embed(const EvalEmbedArgs& args, Isa isa);
@@ -79,9 +80,26 @@ void run_bench_embed(const BenchEmbedArgs& args, Isa isa);
 // print a 300-digit range.
 CLI::Validator integer_at_least(int64_t minimum);
 CLI::Validator integer_in_range(int64_t minimum, int64_t maximum);
+// Accept a finite decimal number that fp32 represents without overflow or underflow to 0
+// (CLI11 would turn 1e39 into inf); the message echoes the text.
+CLI::Validator fp32_number();
 
 // Upper bound of --threads: far above any real machine, well below what crashes OpenMP.
 inline constexpr int kMaxThreads = 1024;
+
+// Before a command's first parallel region: checks that the threads --threads asks for
+// (0: OpenMP's default) can be started, since libgomp would end the process otherwise;
+// throws dfss::Unsupported naming --threads.
+void require_threads_arg(int threads);
+
+// A library argument name ("q", "options.scale") and what the command line calls it
+// ("--q Q.npy", "--scale").
+struct ArgumentName {
+  std::string library, cli;
+};
+// A library error message in command-line terms: a leading argument name is replaced by
+// its `cli` form, later whole-word mentions by the flag alone (the first word of `cli`).
+std::string cli_message(const std::string& message, const std::vector<ArgumentName>& names);
 
 // The command line spells dtypes "fp32" and "bf16"; throws InvalidArgument naming
 // `argument` for anything else.

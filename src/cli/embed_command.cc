@@ -21,6 +21,7 @@ void add_embed_options(CLI::App& command, EmbedArgs& args) {
 }
 
 void run_embed(const EmbedArgs& args, Isa isa) {
+  require_threads_arg(args.input.threads);
   // Checked before the model is loaded, so that a bad --output does not cost a whole run.
   io::OutputSet outputs;
   const size_t output = outputs.add(args.output, "--output");

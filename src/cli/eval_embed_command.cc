@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cli/bench_common.h"
@@ -58,24 +59,54 @@ void add_eval_embed_options(CLI::App& command, EvalEmbedArgs& args) {
                           "the attention to compare with dense: N:M for every layer or a "
                           "comma list with one entry per layer");
   command.add_option("--json", args.json, "also write the results as JSON")->type_name("FILE");
+  command
+      .add_option("--reps", args.reps,
+                  "timed passes over the texts per attention, interleaved (dense, N:M, dense, "
+                  "...) after an untimed warm-up of both; throughput is the median")
+      ->check(integer_in_range(1, 1000))
+      ->capture_default_str();
 }
 
 void run_eval_embed(const EvalEmbedArgs& args, Isa isa) {
+  require_threads_arg(args.input.threads);
   if (!args.json.empty()) check_output_file(args.json, "--json");
   const BertEncoder encoder = BertEncoder::load(args.input.model);
   const EncodeOptions sparse = encode_options(args.input, encoder, isa);
   EncodeOptions dense = sparse;
   dense.attention.clear();
   const std::vector<std::string> lines = read_text_lines(args.input.input);
+  // A cosine and a throughput over no text would be numbers about nothing.
+  if (lines.empty()) {
+    throw InvalidArgument("--input " + args.input.input +
+                          ": expected at least one text (one per line), got an empty file");
+  }
   const auto texts = tokenize_lines(encoder, lines, args.input);
+  const std::string name = layer_patterns_string(sparse.attention);
 
-  const EmbedRun dense_run = embed_all(encoder, texts, dense, args.input.batch, "dense");
-  const EmbedRun sparse_run =
-      embed_all(encoder, texts, sparse, args.input.batch, layer_patterns_string(sparse.attention));
+  // Warm-up, untimed: the first pass of each pays for page faults, weight packing and the
+  // thread pool, which would otherwise count against whichever runs first.
+  const std::vector<std::vector<int32_t>> warm_up(
+      texts.begin(), texts.begin() + std::min<int64_t>(args.input.batch, texts.size()));
+  embed_all(encoder, warm_up, dense, args.input.batch, "warm-up");
+  embed_all(encoder, warm_up, sparse, args.input.batch, "warm-up");
+  // Interleaved so that drift in the machine's speed (clock, other load) hits both alike.
+  EmbedRun dense_run, sparse_run;
+  std::vector<double> dense_seconds, sparse_seconds;
+  for (int rep = 0; rep < args.reps; ++rep) {
+    EmbedRun dense_rep = embed_all(encoder, texts, dense, args.input.batch, "dense");
+    EmbedRun sparse_rep = embed_all(encoder, texts, sparse, args.input.batch, name);
+    dense_seconds.push_back(dense_rep.seconds);
+    sparse_seconds.push_back(sparse_rep.seconds);
+    if (rep == 0) {
+      dense_run = std::move(dense_rep);
+      sparse_run = std::move(sparse_rep);
+    }
+  }
+  dense_run.seconds = median(dense_seconds);
+  sparse_run.seconds = median(sparse_seconds);
   const int64_t n = static_cast<int64_t>(texts.size());
   const CosineSummary cos =
       cosine_summary(dense_run.embeddings, sparse_run.embeddings, n, encoder.hidden_size());
-  const std::string name = layer_patterns_string(sparse.attention);
 
   std::printf("texts %lld, tokens %lld (mean %.1f per text), batch %lld, max-len %lld\n",
               static_cast<long long>(n), static_cast<long long>(dense_run.tokens),
@@ -86,9 +117,11 @@ void run_eval_embed(const EvalEmbedArgs& args, Isa isa) {
   const auto rate = [](const EmbedRun& run) {
     return run.seconds > 0 ? static_cast<double>(run.tokens) / run.seconds : 0.0;
   };
-  std::printf("throughput: dense %.0f tokens/s, %s %.0f tokens/s (%.3fx)\n", rate(dense_run),
-              name.c_str(), rate(sparse_run),
-              sparse_run.seconds > 0 ? dense_run.seconds / sparse_run.seconds : 0.0);
+  std::printf(
+      "throughput (median of %d interleaved passes after a warm-up): dense %.0f tokens/s, %s "
+      "%.0f tokens/s (%.3fx)\n",
+      args.reps, rate(dense_run), name.c_str(), rate(sparse_run),
+      sparse_run.seconds > 0 ? dense_run.seconds / sparse_run.seconds : 0.0);
 
   if (!args.json.empty()) {
     const nlohmann::json result = {
@@ -97,6 +130,7 @@ void run_eval_embed(const EvalEmbedArgs& args, Isa isa) {
         {"tokens", dense_run.tokens},
         {"batch", args.input.batch},
         {"max_len", args.input.max_len},
+        {"reps", args.reps},
         {"cosine_mean", cos.mean},
         {"cosine_min", cos.min},
         {"cosine_min_line", cos.argmin + 1},

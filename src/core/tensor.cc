@@ -4,18 +4,42 @@
 #include <cstring>
 #include <sstream>
 
+#include "dfss/errors.h"
+
 namespace dfss {
 
-const char* dtype_name(DType dtype) { return dtype == DType::f32 ? "f32" : "bf16"; }
+const char* dtype_name(DType dtype) {
+  return dtype == DType::f32 ? "f32" : "bf16";
+}
 
-int64_t dtype_size(DType dtype) { return dtype == DType::f32 ? 4 : 2; }
+int64_t dtype_size(DType dtype) {
+  return dtype == DType::f32 ? 4 : 2;
+}
+
+int64_t shape_numel(const std::array<int64_t, 4>& shape) {
+  for (int64_t dim : shape) {
+    if (dim == 0) return 0;
+  }
+  int64_t count = 1;
+  for (int64_t dim : shape) {
+    if (__builtin_mul_overflow(count, dim, &count)) {
+      throw InvalidArgument("shape " + shape_string(shape) +
+                            " too large: expected at most 2^63 - 1 elements");
+    }
+  }
+  return count;
+}
 
 std::array<int64_t, 4> contiguous_strides(const std::array<int64_t, 4>& shape) {
   std::array<int64_t, 4> stride{};
   int64_t running = 1;
   for (int axis = 3; axis >= 0; --axis) {
     stride[axis] = running;
-    running *= shape[axis];
+    // The stride of axis 0 needs no further product.
+    if (axis > 0 && __builtin_mul_overflow(running, shape[axis], &running)) {
+      throw InvalidArgument("shape " + shape_string(shape) +
+                            " too large: expected row-major strides that fit in 64 bits");
+    }
   }
   return stride;
 }

@@ -4,6 +4,8 @@
 // Needs: Reg, kLanes, vzero, vset1, vload, vstore, vbroadcast, vfmadd, vmul, vadd, vsub,
 // vmax, vreduce_max, vreduce_add, vallreduce_max, vfirst, vexp2.
 
+#include "core/debug_assert.h"
+
 namespace dfss::kernels::DFSS_KERNEL_NS {
 
 inline constexpr int R = kTileRows;
@@ -313,6 +315,11 @@ void fused_key_blocks(const FlashBlockArgs& a, int64_t tiles, int64_t last_row, 
 
 template <class Tile>
 void fused_block(const FlashBlockArgs& a) {
+  // What the drivers promise: whole key blocks, keys within them, scratch for a score tile
+  // plus the values' conversion area, 64-byte aligned.
+  DFSS_DEBUG_ASSERT(a.rows > 0 && a.lk_pad % KB == 0 && a.lk >= 0 && a.lk <= a.lk_pad);
+  DFSS_DEBUG_ASSERT(R * kScoreStride + R * KB <= kFlashScratchFloats);
+  DFSS_DEBUG_ASSERT(reinterpret_cast<uintptr_t>(a.scratch) % 64 == 0);
   const int64_t tiles = (a.rows + R - 1) / R;
   const int64_t last_row = a.first_row + a.rows - 1;
   int64_t key_begin = 0;
@@ -324,6 +331,8 @@ void fused_block(const FlashBlockArgs& a) {
 
 template <class Tile>
 void unfused_scores(const UnfusedArgs& a, int64_t tile_begin, int64_t tile_end) {
+  DFSS_DEBUG_ASSERT(a.lk_pad % KB == 0 && tile_begin >= 0 && tile_begin <= tile_end);
+  DFSS_DEBUG_ASSERT(tile_end * R < a.rows + R);  // the score matrix has rows_pad rows
   using Elem = typename Tile::Elem;
   const auto* q = static_cast<const Elem*>(a.q_packed);
   const auto* k = static_cast<const Elem*>(a.k_packed);
