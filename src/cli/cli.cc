@@ -254,6 +254,11 @@ int run(int argc, char** argv) {
       bench->add_subcommand("attention", "Time attention implementations on random inputs");
   add_bench_attention_options(*bench_attention, bench_args);
 
+  BenchTopkArgs bench_topk_args;
+  CLI::App* bench_topk = bench->add_subcommand(
+      "topk", "Time top-k selection per row against std::nth_element, partial_sort and a heap");
+  add_bench_topk_options(*bench_topk, bench_topk_args);
+
   BenchEmbedArgs bench_embed_args;
   CLI::App* bench_embed = bench->add_subcommand(
       "embed", "Time the sentence-embedding model end to end on synthetic batches");
@@ -298,6 +303,7 @@ int run(int argc, char** argv) {
     if (attention->parsed()) run_attention(attention_args, isa);
     if (bench_attention->parsed()) run_bench_attention(bench_args, isa);
     if (bench_embed->parsed()) run_bench_embed(bench_embed_args, isa);
+    if (bench_topk->parsed()) run_bench_topk(bench_topk_args, isa);
     if (embed->parsed()) run_embed(embed_args, isa);
     if (eval_embed->parsed()) run_eval_embed(eval_embed_args, isa);
     return with_stdout_flushed(0);

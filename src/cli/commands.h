@@ -50,6 +50,18 @@ struct BenchAttentionArgs {
 void add_bench_attention_options(CLI::App& command, BenchAttentionArgs& args);
 void run_bench_attention(const BenchAttentionArgs& args, Isa isa);
 
+struct BenchTopkArgs {
+  std::vector<int64_t> lengths{1024, 4096, 16384, 65536, 1048576};
+  std::vector<std::string> ks{"8", "64", "256", "2048", "L/16", "L/8"};
+  int64_t rows = 0;
+  std::vector<std::string> distributions{"uniform",  "normal",     "sorted",
+                                         "reversed", "duplicates", "scores"};
+  int threads = 0;
+  std::string json;
+};
+void add_bench_topk_options(CLI::App& command, BenchTopkArgs& args);
+void run_bench_topk(const BenchTopkArgs& args, Isa isa);
+
 struct EmbedArgs {
   EmbedInputArgs input;
   std::string output;

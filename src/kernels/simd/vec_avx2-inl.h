@@ -59,4 +59,13 @@ inline Reg vallreduce_max(Reg x) {
 }
 inline float vfirst(Reg x) { return _mm256_cvtss_f32(x); }
 
+// The selection key of the top-k rule: NaN ranks as +inf.
+inline Reg vselection_key(Reg x) {
+  return _mm256_blendv_ps(x, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+// Bit i set when lane i of a is >= lane i of b (false for NaN).
+inline uint32_t vmask_ge(Reg a, Reg b) {
+  return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GE_OQ)));
+}
+
 }  // namespace dfss::kernels::DFSS_KERNEL_NS

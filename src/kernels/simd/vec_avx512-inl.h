@@ -47,4 +47,11 @@ inline Reg vallreduce_max(Reg x) {
 }
 inline float vfirst(Reg x) { return _mm512_cvtss_f32(x); }
 
+// The selection key of the top-k rule: NaN ranks as +inf.
+inline Reg vselection_key(Reg x) {
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x, _mm512_set1_ps(INFINITY));
+}
+// Bit i set when lane i of a is >= lane i of b (false for NaN).
+inline uint32_t vmask_ge(Reg a, Reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
+
 }  // namespace dfss::kernels::DFSS_KERNEL_NS

@@ -69,4 +69,17 @@ inline Reg vexp2(const Reg& x) {
 inline Reg vallreduce_max(const Reg& x) { return vset1(vreduce_max(x)); }
 inline float vfirst(const Reg& x) { return x.lane[0]; }
 
+// The selection key of the top-k rule: NaN ranks as +inf.
+inline Reg vselection_key(const Reg& x) {
+  Reg r;
+  for (int i = 0; i < kLanes; ++i) r.lane[i] = std::isnan(x.lane[i]) ? INFINITY : x.lane[i];
+  return r;
+}
+// Bit i set when lane i of a is >= lane i of b (false for NaN).
+inline uint32_t vmask_ge(const Reg& a, const Reg& b) {
+  uint32_t bits = 0;
+  for (int i = 0; i < kLanes; ++i) bits |= uint32_t{a.lane[i] >= b.lane[i]} << i;
+  return bits;
+}
+
 }  // namespace dfss::kernels::DFSS_KERNEL_NS

@@ -1,0 +1,142 @@
+// Top-k selection per row: argument checks, the choice between delegate filtering and a
+// plain selection over the whole row, and the exact selection among the candidates.
+#include "dfss/topk.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "dfss/errors.h"
+#include "topk/topk_rank.h"
+
+namespace dfss {
+namespace {
+
+using kernels::TopkCandidate;
+using kernels::TopkKernels;
+
+void check_arguments(const float* x, int64_t rows, int64_t length, int64_t row_stride, int64_t k,
+                     const float* values, const int32_t* indices, int threads) {
+  auto fail = [](const std::string& what) { throw InvalidArgument("topk: " + what); };
+  if (rows < 0) fail("rows: expected >= 0, got " + std::to_string(rows));
+  if (length < 1 || length > std::numeric_limits<int32_t>::max())
+    fail("length: expected 1 .. 2^31 - 1 (int32 indices), got " + std::to_string(length));
+  if (k < 1 || k > length)
+    fail("k: expected 1 <= k <= length (" + std::to_string(length) + "), got " + std::to_string(k));
+  if (row_stride < length)
+    fail("row_stride: expected >= length (" + std::to_string(length) + "), got " +
+         std::to_string(row_stride));
+  if (threads < 0)
+    fail("threads: expected >= 0 (0: OpenMP's default), got " + std::to_string(threads));
+  if (rows > 0 && (x == nullptr || values == nullptr || indices == nullptr))
+    fail("x, values and indices must not be null when rows > 0");
+  if (rows > std::numeric_limits<int64_t>::max() / std::max(k, row_stride))
+    fail("rows * row_stride overflows: " + std::to_string(rows) + " rows");
+}
+
+// Writes the k highest-ranked candidates of [first, last) (k <= last - first) in rank order.
+void select_exact(TopkCandidate* first, TopkCandidate* last, int64_t k, const float* row,
+                  float* values, int32_t* indices) {
+  std::nth_element(first, first + (k - 1), last, topk::RanksHigher{});
+  std::sort(first, first + k, topk::RanksHigher{});
+  for (int64_t i = 0; i < k; ++i) {
+    indices[i] = first[i].index;
+    values[i] = row[first[i].index];
+  }
+}
+
+// Scratch of one thread, kept across its rows.
+struct RowScratch {
+  std::vector<float> delegates;
+  std::vector<TopkCandidate> candidates;
+};
+
+// Filtering pays when k is a small part of the row. Subranges of about sqrt(8 L / k)
+// elements (the delegate-centric choice: few delegates, few subranges above the bound), but
+// at most L / (2k), so that there are at least 2k delegates and the k-th largest of them is
+// a bound well above the row's median; 0 (select over the whole row) when even one vector
+// per subrange gives fewer.
+int64_t delegate_span(int64_t length, int64_t k, int lanes) {
+  if (length < 256) return 0;
+  const double balanced = std::sqrt(8.0 * static_cast<double>(length) / static_cast<double>(k));
+  const double most = static_cast<double>(length) / static_cast<double>(2 * k);
+  const int64_t span = static_cast<int64_t>(std::min(balanced, most)) / lanes * lanes;
+  return span >= lanes ? span : 0;
+}
+
+void topk_row(const TopkKernels& kernels, const float* row, int64_t length, int64_t k,
+              float* values, int32_t* indices, RowScratch& scratch) {
+  const int64_t span = delegate_span(length, k, kernels.lanes);
+  scratch.candidates.resize(static_cast<size_t>(length));
+  TopkCandidate* candidates = scratch.candidates.data();
+  int64_t count = length;
+  auto whole_row = [&] {
+    for (int64_t j = 0; j < length; ++j)
+      candidates[j] = {topk::selection_key(row[j]), static_cast<int32_t>(j)};
+  };
+  if (span == 0) {
+    whole_row();
+  } else {
+    const int64_t spans = (length + span - 1) / span;
+    scratch.delegates.resize(static_cast<size_t>(2 * spans));
+    float* delegates = scratch.delegates.data();
+    kernels.delegates(row, length, span, delegates);
+    // The k-th largest delegate, found on a copy (the kernels read the delegates in order).
+    float* sorted = delegates + spans;
+    std::copy(delegates, delegates + spans, sorted);
+    std::nth_element(sorted, sorted + (k - 1), sorted + spans, std::greater<float>());
+    const float bound = sorted[k - 1];
+    // Rows whose top keys cluster (sorted rows) leave many subranges above the bound:
+    // when they could hold over half the row, filtering no longer pays.
+    const auto open_spans = std::count_if(delegates, delegates + spans,
+                                          [bound](float delegate) { return delegate >= bound; });
+    if (open_spans * span > length / 2) {
+      whole_row();
+    } else {
+      count = kernels.candidates(row, length, span, delegates, bound, candidates);
+    }
+  }
+  select_exact(candidates, candidates + count, k, row, values, indices);
+}
+
+}  // namespace
+
+void topk_rows(const float* x, int64_t rows, int64_t length, int64_t row_stride, int64_t k,
+               float* values, int32_t* indices, const TopkOptions& options) {
+  check_arguments(x, rows, length, row_stride, k, values, indices, options.threads);
+  const Isa isa = resolve_isa(options.isa);
+  const TopkKernels& kernels = kernels::topk_kernels(isa);
+  const int threads = options.threads > 0 ? options.threads : std::max(1, omp_get_max_threads());
+  if (rows == 0) return;
+#pragma omp parallel num_threads(static_cast <int>(std::min <int64_t>(threads, rows)))
+  {
+    RowScratch scratch;
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r)
+      topk_row(kernels, x + r * row_stride, length, k, values + r * k, indices + r * k, scratch);
+  }
+}
+
+void topk_rows_reference(const float* x, int64_t rows, int64_t length, int64_t row_stride,
+                         int64_t k, float* values, int32_t* indices, int threads) {
+  check_arguments(x, rows, length, row_stride, k, values, indices, threads);
+  if (threads == 0) threads = std::max(1, omp_get_max_threads());
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * row_stride;
+    std::vector<TopkCandidate> all(static_cast<size_t>(length));
+    for (int64_t j = 0; j < length; ++j)
+      all[j] = {topk::selection_key(row[j]), static_cast<int32_t>(j)};
+    std::sort(all.begin(), all.end(), topk::RanksHigher{});
+    for (int64_t i = 0; i < k; ++i) {
+      indices[r * k + i] = all[i].index;
+      values[r * k + i] = row[all[i].index];
+    }
+  }
+}
+
+}  // namespace dfss
