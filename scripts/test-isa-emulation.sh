@@ -21,7 +21,7 @@ trap 'rm -rf "$work"' EXIT
 
 # Small cases of every kernel family on the emulated CPU's kernels: forward fused, unfused and
 # reference (masks, causal, lengths, bf16, N:M patterns), N:M selection parity, the backward
-# against its naive reference, direct decode, and the BERT encoder; the CLI suites are left
+# against its naive reference, direct decode, top-k selection, and the BERT encoder; the CLI suites are left
 # out (they start native children) and the CLI runs below instead.
 filter='AttentionValidation.*:CompressedScores.*:AllTargets/AttentionEdgeCases.*'
 filter+=':Grid/AttentionImplGrid.*q65k63_d32v32*'
@@ -31,7 +31,7 @@ filter+=':Grid/BackwardGrid.FusedMatchesNaiveOnEveryIsa/*q5k260*nm3of7'
 filter+=':Grid/BackwardGrid.FusedMatchesNaiveOnEveryIsa/*q100k257*nm2of8'
 filter+=':AttentionBackward.ReferenceMatchesFiniteDifferences*:AttentionBackward.Prune*'
 filter+=':Patterns/SelectionParity.ExactTies/2of4:Patterns/SelectionParity.GaussianInputs/3of7'
-filter+=':DecodeDirect.BitIdenticalForAnyThreadCount'
+filter+=':DecodeDirect.BitIdenticalForAnyThreadCount:Topk.*'
 filter+=':TinyEncoder.EmbeddingsAreUnitVectors:TinyEncoder.SparseAttentionChangesLongTexts'
 filter+='-*StridedViewsMatchContiguous*'
 
