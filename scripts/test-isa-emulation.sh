@@ -21,8 +21,8 @@ trap 'rm -rf "$work"' EXIT
 
 # Small cases of every kernel family on the emulated CPU's kernels: forward fused, unfused and
 # reference (masks, causal, lengths, bf16, N:M patterns), N:M selection parity, the backward
-# against its naive reference, direct decode, top-k selection, and the BERT encoder; the CLI suites are left
-# out (they start native children) and the CLI runs below instead.
+# against its naive reference, direct decode, top-k selection, and the BERT encoder; the CLI
+# suites are left out (they start native children) and the CLI runs below instead.
 filter='AttentionValidation.*:CompressedScores.*:AllTargets/AttentionEdgeCases.*'
 filter+=':Grid/AttentionImplGrid.*q65k63_d32v32*'
 filter+=':Grid/AttentionImplGrid.*q383k385_d128v32_lengths_f32in_f32out_nm*'

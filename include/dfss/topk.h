@@ -14,7 +14,7 @@ namespace dfss {
 
 struct TopkOptions {
   Isa isa = Isa::automatic;
-  int threads = 0;  // 0: OpenMP's default; rows are split between threads
+  int threads = 0;  // 0: OpenMP's default; at most kMaxThreads; rows are split between threads
 };
 
 // For each of `rows` rows of `length` floats (row r starts at x + r * row_stride), writes the

@@ -193,6 +193,7 @@ void add_bench_topk_options(CLI::App& command, BenchTopkArgs& args) {
 void run_bench_topk(const BenchTopkArgs& args, Isa isa) {
   if (!args.json.empty()) check_output_file(args.json, "--json");
   for (const std::string& text : args.ks) parse_k(text, 1);  // bad values fail before the run
+  require_threads_arg(args.threads);
   const Isa resolved = resolve_isa(isa);
   const int threads = args.threads > 0 ? args.threads : std::max(1, omp_get_max_threads());
   std::printf("dfss %s bench topk: isa %s, %d threads, cpu %s\n", version(), isa_name(resolved),

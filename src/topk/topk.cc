@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "core/thread_probe.h"
+#include "dfss/attention.h"
 #include "dfss/errors.h"
 #include "topk/topk_rank.h"
 
@@ -30,8 +32,9 @@ void check_arguments(const float* x, int64_t rows, int64_t length, int64_t row_s
   if (row_stride < length)
     fail("row_stride: expected >= length (" + std::to_string(length) + "), got " +
          std::to_string(row_stride));
-  if (threads < 0)
-    fail("threads: expected >= 0 (0: OpenMP's default), got " + std::to_string(threads));
+  if (threads < 0 || threads > kMaxThreads)
+    fail("threads: expected 0 (OpenMP's default) .. " + std::to_string(kMaxThreads) + ", got " +
+         std::to_string(threads));
   if (rows > 0 && (x == nullptr || values == nullptr || indices == nullptr))
     fail("x, values and indices must not be null when rows > 0");
   if (rows > std::numeric_limits<int64_t>::max() / std::max(k, row_stride))
@@ -112,7 +115,9 @@ void topk_rows(const float* x, int64_t rows, int64_t length, int64_t row_stride,
   const TopkKernels& kernels = kernels::topk_kernels(isa);
   const int threads = options.threads > 0 ? options.threads : std::max(1, omp_get_max_threads());
   if (rows == 0) return;
-#pragma omp parallel num_threads(static_cast <int>(std::min <int64_t>(threads, rows)))
+  const int team = static_cast<int>(std::min<int64_t>(threads, rows));
+  detail::require_threads(team, "threads " + std::to_string(team));  // libgomp would exit
+#pragma omp parallel num_threads(team)
   {
     RowScratch scratch;
 #pragma omp for schedule(static)
