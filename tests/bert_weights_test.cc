@@ -5,10 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -118,6 +120,38 @@ TEST(BertConfig, HiddenSizeMustSplitIntoHeads) {
             "config.json: \"hidden_size\" 8 is not a multiple of \"num_attention_heads\" 3");
 }
 
+TEST(BertConfig, HeadsWiderThanTheAttentionSupportsAreAConfigError) {
+  // hidden 384 in one head would be a head dimension of 384; dfss::attention takes d <= 256,
+  // and the error must name config.json and the field, not surface later in attention.
+  nlohmann::json config = tiny_config();
+  config["hidden_size"] = 384;
+  config["num_attention_heads"] = 1;
+  EXPECT_EQ(config_error(config.dump()),
+            "config.json: \"num_attention_heads\" 1 gives heads of 384 dimensions "
+            "(\"hidden_size\" 384 / heads); expected at most 256, the largest head dimension "
+            "dfss::attention supports");
+  config["hidden_size"] = 256;  // the largest head accepted
+  EXPECT_EQ(parse_bert_config(config.dump(), "c").head_dim(), 256);
+}
+
+TEST(BertConfig, DuplicateKeysAreRefused) {
+  // nlohmann keeps the last copy and other readers the first: the file is ambiguous.
+  std::string text = tiny_config().dump();
+  text.insert(1, "\"hidden_size\": 16, ");
+  EXPECT_EQ(config_error(text),
+            "config.json: the key \"hidden_size\" appears twice in one object; expected unique "
+            "keys");
+  // In nested objects too, while the same key in two different objects is fine.
+  nlohmann::json nested = tiny_config();
+  nested["id2label"] = {{"0", "a"}};
+  nested["label2id"] = {{"a", 0}};
+  text = nested.dump();
+  EXPECT_EQ(parse_bert_config(text, "c").hidden_size, 8);
+  text.insert(text.find("{\"0\"") + 1, "\"0\": \"b\", ");
+  EXPECT_EQ(config_error(text),
+            "config.json: the key \"0\" appears twice in one object; expected unique keys");
+}
+
 TEST(BertConfig, LayerNormEpsMustBePositiveAndFinite) {
   const std::string expected = "; expected a positive finite number";
   EXPECT_EQ(config_error_with("layer_norm_eps", 0),
@@ -168,6 +202,9 @@ struct FakeTensor {
   std::string name;
   std::string dtype;  // "F32", "BF16" or "I32"
   std::vector<int64_t> shape;
+  // Element `poke_index` gets `poke_value` instead of its fake value (none if negative).
+  int64_t poke_index = -1;
+  float poke_value = 0;
 };
 
 int64_t numel(const std::vector<int64_t>& shape) {
@@ -192,7 +229,7 @@ std::string safetensors_image(const std::vector<FakeTensor>& tensors) {
     const FakeTensor& tensor = tensors[t];
     const size_t begin = data.size();
     for (int64_t i = 0; i < numel(tensor.shape); ++i) {
-      const float value = fake_value(t, i);
+      const float value = i == tensor.poke_index ? tensor.poke_value : fake_value(t, i);
       uint32_t bits;
       std::memcpy(&bits, &value, 4);
       if (tensor.dtype == "BF16") {  // the top half of the float: exact for these values
@@ -214,8 +251,8 @@ std::string safetensors_image(const std::vector<FakeTensor>& tensors) {
 
 // Every tensor of tiny_config()'s model, as BertModel names them, all F32 but the
 // embeddings' LayerNorm bias (BF16, to exercise the widening copy), plus a pooler that
-// the loader must ignore.
-std::vector<FakeTensor> tiny_tensors(const std::string& prefix = "") {
+// the loader must ignore. With `layers` > 1, the tensors of a deeper model.
+std::vector<FakeTensor> tiny_tensors(const std::string& prefix = "", int layers = 1) {
   std::vector<FakeTensor> out = {
       {"embeddings.word_embeddings.weight", "F32", {10, 8}},
       {"embeddings.position_embeddings.weight", "F32", {6, 8}},
@@ -223,20 +260,22 @@ std::vector<FakeTensor> tiny_tensors(const std::string& prefix = "") {
       {"embeddings.LayerNorm.weight", "F32", {8}},
       {"embeddings.LayerNorm.bias", "BF16", {8}},
   };
-  const std::string l = "encoder.layer.0.";
-  for (const char* name : {"attention.self.query", "attention.self.key", "attention.self.value",
-                           "attention.output.dense"}) {
-    out.push_back({l + name + ".weight", "F32", {8, 8}});
-    out.push_back({l + name + ".bias", "F32", {8}});
+  for (int layer = 0; layer < layers; ++layer) {
+    const std::string l = "encoder.layer." + std::to_string(layer) + ".";
+    for (const char* name : {"attention.self.query", "attention.self.key", "attention.self.value",
+                             "attention.output.dense"}) {
+      out.push_back({l + name + ".weight", "F32", {8, 8}});
+      out.push_back({l + name + ".bias", "F32", {8}});
+    }
+    out.push_back({l + "attention.output.LayerNorm.weight", "F32", {8}});
+    out.push_back({l + "attention.output.LayerNorm.bias", "F32", {8}});
+    out.push_back({l + "intermediate.dense.weight", "F32", {16, 8}});
+    out.push_back({l + "intermediate.dense.bias", "F32", {16}});
+    out.push_back({l + "output.dense.weight", "F32", {8, 16}});
+    out.push_back({l + "output.dense.bias", "F32", {8}});
+    out.push_back({l + "output.LayerNorm.weight", "F32", {8}});
+    out.push_back({l + "output.LayerNorm.bias", "F32", {8}});
   }
-  out.push_back({l + "attention.output.LayerNorm.weight", "F32", {8}});
-  out.push_back({l + "attention.output.LayerNorm.bias", "F32", {8}});
-  out.push_back({l + "intermediate.dense.weight", "F32", {16, 8}});
-  out.push_back({l + "intermediate.dense.bias", "F32", {16}});
-  out.push_back({l + "output.dense.weight", "F32", {8, 16}});
-  out.push_back({l + "output.dense.bias", "F32", {8}});
-  out.push_back({l + "output.LayerNorm.weight", "F32", {8}});
-  out.push_back({l + "output.LayerNorm.bias", "F32", {8}});
   out.push_back({"pooler.dense.weight", "F32", {8, 8}});
   for (FakeTensor& tensor : out) tensor.name = prefix + tensor.name;
   return out;
@@ -378,6 +417,101 @@ TEST(BertWeights, IntegerTensorIsRefusedByName) {
                           0),
             0u)
       << message;
+}
+
+FakeTensor& find_tensor(std::vector<FakeTensor>& tensors, const std::string& name) {
+  for (FakeTensor& tensor : tensors) {
+    if (tensor.name == name) return tensor;
+  }
+  ADD_FAILURE() << name << " is not a tiny tensor";
+  return tensors.front();
+}
+
+TEST(BertWeights, FewerLayersInTheConfigThanInTheFileAreRefused) {
+  // A 2-layer file read as 1 layer would run and give wrong embeddings.
+  const TinyModel model(tiny_tensors("", 2));
+  EXPECT_EQ(model.error(), model.weights_path() +
+                               ": tensor 'encoder.layer.1.attention.output.LayerNorm.bias' is "
+                               "not part of the model config.json describes (num_hidden_layers "
+                               "1); expected config.json to describe every tensor of the "
+                               "checkpoint");
+  const TinyModel both(tiny_tensors("", 2), {{"num_hidden_layers", 2}});
+  EXPECT_EQ(load_bert_model(both.dir()).layers.size(), 2u);
+}
+
+TEST(BertWeights, UnknownTensorsAreRefusedByName) {
+  std::vector<FakeTensor> tensors = tiny_tensors();
+  tensors.push_back({"embeddings.word_embeddings.weight.extra\n", "F32", {2}});
+  const TinyModel model(tensors);
+  EXPECT_EQ(model.error(),
+            model.weights_path() +
+                ": tensor 'embeddings.word_embeddings.weight.extra\\n' is not part of the "
+                "model config.json describes (num_hidden_layers 1); expected config.json to "
+                "describe every tensor of the checkpoint");
+  // Under the "bert." prefix likewise, while a task model's head outside it is ignored.
+  std::vector<FakeTensor> task = tiny_tensors("bert.");
+  task.push_back({"classifier.weight", "F32", {2, 8}});
+  expect_tiny_model(load_bert_model(TinyModel(task).dir()));
+  task.push_back({"bert.encoder.layer.1.output.dense.bias", "F32", {8}});
+  const TinyModel deeper_task(task);
+  EXPECT_NE(deeper_task.error().find("tensor 'bert.encoder.layer.1.output.dense.bias' is not "
+                                     "part of the model"),
+            std::string::npos)
+      << deeper_task.error();
+}
+
+TEST(BertWeights, PoolerAndPositionIdsAreAccepted) {
+  std::vector<FakeTensor> tensors = tiny_tensors();
+  tensors.push_back({"pooler.dense.bias", "F32", {8}});
+  tensors.push_back({"embeddings.position_ids", "I32", {1, 6}});
+  expect_tiny_model(load_bert_model(TinyModel(tensors).dir()));
+}
+
+TEST(BertWeights, AHugeLayerCountFailsOnTheFirstMissingLayer) {
+  // The layer vector grows with the file, not with the config: 2^24 layers in config.json
+  // fail at layer 1 without reserving memory for 2^24 layers first.
+  const TinyModel model(tiny_tensors(), {{"num_hidden_layers", 1 << 24}});
+  EXPECT_EQ(model.error().rfind(model.weights_path() +
+                                    ": tensor 'encoder.layer.1.attention.self.query.weight': "
+                                    "not found",
+                                0),
+            0u)
+      << model.error();
+}
+
+TEST(BertWeights, NonFiniteWeightsAreRefusedWithTheirIndex) {
+  struct Case {
+    std::string tensor;
+    int64_t index;
+    float value;
+    std::string expected;
+  };
+  const float inf = std::numeric_limits<float>::infinity();
+  const Case cases[] = {
+      {"encoder.layer.0.intermediate.dense.weight", 3 * 8 + 5, std::nanf(""), "[3, 5] is NaN"},
+      {"embeddings.word_embeddings.weight", 79, inf, "[9, 7] is inf"},
+      {"encoder.layer.0.output.LayerNorm.bias", 0, -inf, "[0] is -inf"},
+      // BF16, widened into a copy: checked after widening.
+      {"embeddings.LayerNorm.bias", 2, inf, "[2] is inf"},
+  };
+  for (const Case& c : cases) {
+    std::vector<FakeTensor> tensors = tiny_tensors();
+    FakeTensor& tensor = find_tensor(tensors, c.tensor);
+    tensor.poke_index = c.index;
+    tensor.poke_value = c.value;
+    const TinyModel model(tensors);
+    EXPECT_EQ(model.error(), model.weights_path() + ": tensor '" + c.tensor + "': element " +
+                                 c.expected +
+                                 "; expected finite weights (one NaN or infinity makes every "
+                                 "embedding NaN)");
+  }
+  // The largest finite float is a weight like any other.
+  std::vector<FakeTensor> tensors = tiny_tensors();
+  find_tensor(tensors, "embeddings.word_embeddings.weight").poke_index = 1;
+  find_tensor(tensors, "embeddings.word_embeddings.weight").poke_value =
+      std::numeric_limits<float>::max();
+  EXPECT_EQ(load_bert_model(TinyModel(tensors).dir()).word_embeddings[1],
+            std::numeric_limits<float>::max());
 }
 
 // ---------------------------------------------------------------------------------------

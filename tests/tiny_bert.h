@@ -31,16 +31,16 @@ class TinyBert {
     write_file(dir_.file("vocab.txt"), vocab);
     vocab_size_ = static_cast<int64_t>(words.size());
 
-    const nlohmann::json config = {{"hidden_act", "gelu"},
-                                   {"hidden_size", shape.hidden},
-                                   {"intermediate_size", shape.intermediate},
-                                   {"layer_norm_eps", 1e-12},
-                                   {"max_position_embeddings", shape.positions},
-                                   {"num_attention_heads", shape.heads},
-                                   {"num_hidden_layers", shape.layers},
-                                   {"type_vocab_size", 2},
-                                   {"vocab_size", vocab_size_}};
-    write_file(dir_.file("config.json"), config.dump());
+    config_ = {{"hidden_act", "gelu"},
+               {"hidden_size", shape.hidden},
+               {"intermediate_size", shape.intermediate},
+               {"layer_norm_eps", 1e-12},
+               {"max_position_embeddings", shape.positions},
+               {"num_attention_heads", shape.heads},
+               {"num_hidden_layers", shape.layers},
+               {"type_vocab_size", 2},
+               {"vocab_size", vocab_size_}};
+    write_file(dir_.file("config.json"), config_.dump());
 
     std::mt19937_64 rng(seed);
     std::normal_distribution<float> normal(0.0f, 0.5f);
@@ -83,6 +83,18 @@ class TinyBert {
     return tensors_.at(name).second;
   }
 
+  // Rewrites config.json with `changes` merged in (the weights stay as they are).
+  void change_config(const nlohmann::json& changes) {
+    config_.update(changes);
+    write_file(dir_.file("config.json"), config_.dump());
+  }
+
+  // Sets element `index` (flat, C order) of tensor `name` and rewrites model.safetensors.
+  void set_weight(const std::string& name, size_t index, float value) {
+    tensors_.at(name).second.at(index) = value;
+    write_file(dir_.file("model.safetensors"), safetensors_image());
+  }
+
  private:
   // F32 tensors in name order; header padded to 8 bytes so the data stays aligned.
   std::string safetensors_image() const {
@@ -103,6 +115,7 @@ class TinyBert {
 
   TinyBertShape shape_;
   TempDir dir_;
+  nlohmann::json config_;
   int64_t vocab_size_ = 0;
   std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>> tensors_;
 };

@@ -38,4 +38,11 @@ class Unsupported : public Error {
   using Error::Error;
 };
 
+// An allocation failed; the message says what was being allocated and how much, e.g.
+// "out of memory while allocating layer 3's feed-forward activations (48 MB)".
+class OutOfMemory : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace dfss

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <new>
 #include <span>
 
 #include "cli/commands.h"
@@ -55,12 +56,17 @@ std::vector<std::vector<int32_t>> tokenize_lines(const BertEncoder& encoder,
                           " (the model's max_position_embeddings), got " +
                           std::to_string(args.max_len));
   }
-  std::vector<std::vector<int32_t>> texts;
-  texts.reserve(lines.size());
-  for (const std::string& line : lines) {
-    texts.push_back(encoder.tokenizer().encode(line, static_cast<size_t>(args.max_len)));
+  try {
+    std::vector<std::vector<int32_t>> texts;
+    texts.reserve(lines.size());
+    for (const std::string& line : lines) {
+      texts.push_back(encoder.tokenizer().encode(line, static_cast<size_t>(args.max_len)));
+    }
+    return texts;
+  } catch (const std::bad_alloc&) {
+    throw OutOfMemory("out of memory while tokenizing the " + std::to_string(lines.size()) +
+                      " lines of " + args.input);
   }
-  return texts;
 }
 
 EmbedRun embed_all(const BertEncoder& encoder, const std::vector<std::vector<int32_t>>& texts,
@@ -68,7 +74,14 @@ EmbedRun embed_all(const BertEncoder& encoder, const std::vector<std::vector<int
   const int64_t count = static_cast<int64_t>(texts.size());
   const int64_t hidden = encoder.hidden_size();
   EmbedRun run;
-  run.embeddings.resize(static_cast<size_t>(count * hidden));
+  const auto floats = static_cast<size_t>(count * hidden);
+  try {
+    run.embeddings.resize(floats);
+  } catch (const std::bad_alloc&) {
+    throw OutOfMemory("out of memory while allocating the embeddings of " + std::to_string(count) +
+                      " texts (" + std::to_string((floats * sizeof(float) + (1 << 20) - 1) >> 20) +
+                      " MB)");
+  }
   for (const auto& text : texts) run.tokens += static_cast<int64_t>(text.size());
 
   ProgressBar progress(label, count, kProgressMinBatches * batch);

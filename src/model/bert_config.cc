@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "dfss/errors.h"
@@ -30,6 +33,51 @@ std::string describe(const json& value) {
 // "<file>: \"<key>\" "
 std::string at(const std::string& file, const char* key) {
   return file + ": \"" + key + "\" ";
+}
+
+// A SAX pass that stops at the first key repeated within one object. nlohmann keeps the
+// last copy silently, and other readers may keep the first, so such a file is ambiguous.
+class DuplicateKeyFinder : public nlohmann::json_sax<json> {
+ public:
+  std::optional<std::string> duplicate;
+
+  bool start_object(std::size_t) override {
+    open_objects_.emplace_back();
+    return true;
+  }
+  bool end_object() override {
+    open_objects_.pop_back();
+    return true;
+  }
+  bool key(string_t& key) override {
+    if (open_objects_.back().insert(key).second) return true;
+    duplicate = key;
+    return false;  // stops the parse
+  }
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;  // json::parse, run first, has already reported malformed text
+  }
+
+ private:
+  std::vector<std::unordered_set<std::string>> open_objects_;
+};
+
+void refuse_duplicate_keys(std::string_view json_text, const std::string& file) {
+  DuplicateKeyFinder finder;
+  json::sax_parse(json_text.begin(), json_text.end(), &finder);
+  if (finder.duplicate) {
+    throw FormatError(file + ": the key " + dump_lenient(json(*finder.duplicate)) +
+                      " appears twice in one object; expected unique keys");
+  }
 }
 
 const json& require(const json& root, const std::string& file, const char* key) {
@@ -76,6 +124,7 @@ BertConfig parse_bert_config(std::string_view json_text, const std::string& name
   if (!root.is_object()) {
     throw FormatError(name + ": is " + describe(root) + "; expected a JSON object");
   }
+  refuse_duplicate_keys(json_text, name);
   BertConfig config;
   config.vocab_size = read_size(root, name, "vocab_size");
   config.hidden_size = read_size(root, name, "hidden_size");
@@ -88,6 +137,13 @@ BertConfig parse_bert_config(std::string_view json_text, const std::string& name
     throw FormatError(at(name, "hidden_size") + std::to_string(config.hidden_size) +
                       " is not a multiple of \"num_attention_heads\" " +
                       std::to_string(config.num_attention_heads));
+  }
+  if (config.head_dim() > kMaxBertHeadDim) {
+    throw FormatError(at(name, "num_attention_heads") + std::to_string(config.num_attention_heads) +
+                      " gives heads of " + std::to_string(config.head_dim()) +
+                      " dimensions (\"hidden_size\" " + std::to_string(config.hidden_size) +
+                      " / heads); expected at most " + std::to_string(kMaxBertHeadDim) +
+                      ", the largest head dimension dfss::attention supports");
   }
 
   const json& eps = require(root, name, "layer_norm_eps");

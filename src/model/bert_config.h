@@ -26,9 +26,13 @@ struct BertConfig {
 // products the loader and model form (e.g. vocab_size * hidden_size) cannot overflow.
 inline constexpr int64_t kMaxBertDim = int64_t{1} << 24;
 
+// dfss::attention's limit on the head dimension d (include/dfss/attention.h).
+inline constexpr int64_t kMaxBertHeadDim = 256;
+
 // Parses and validates config.json text; `name` (the file) starts every error message.
 // Each of the seven sizes must be an integer in [1, kMaxBertDim], layer_norm_eps a
-// positive finite number, hidden_size a multiple of num_attention_heads and hidden_act
+// positive finite number, hidden_size a multiple of num_attention_heads with heads of at
+// most kMaxBertHeadDim dimensions, no key repeated within an object, and hidden_act
 // "gelu" (the erf GELU this project implements); position_embedding_type, if given, must
 // be "absolute". Other keys (dropout, architectures, ...) are ignored. Throws FormatError
 // "<name>: \"<key>\" ..." naming the key at fault.

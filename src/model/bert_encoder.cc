@@ -1,5 +1,3 @@
-#include <omp.h>
-
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -14,7 +12,9 @@
 #include "model/bert_weights.h"
 #include "model/layer_norm.h"
 #include "model/linear.h"
+#include "model/memory_guard.h"
 #include "model/pooling.h"
+#include "model/thread_count_scope.h"
 
 namespace dfss {
 namespace {
@@ -22,51 +22,52 @@ namespace {
 using model::LayerNorm;
 using model::Linear;
 using model::LinearEpilogue;
+using model::megabytes;
+using model::naming_allocation_failures;
+using model::ThreadCountScope;
 
-std::vector<float> concat(std::initializer_list<std::span<const float>> parts) {
-  std::vector<float> out;
-  for (std::span<const float> part : parts) out.insert(out.end(), part.begin(), part.end());
-  return out;
+std::vector<float> concat(std::initializer_list<std::span<const float>> parts,
+                          const std::string& what) {
+  size_t count = 0;
+  for (std::span<const float> part : parts) count += part.size();
+  return naming_allocation_failures(
+      "concatenating " + what + " (" + megabytes(count * sizeof(float)) + ")", [&] {
+        std::vector<float> out;
+        out.reserve(count);
+        for (std::span<const float> part : parts) out.insert(out.end(), part.begin(), part.end());
+        return out;
+      });
+}
+
+// "layer 3's " (numbered from 0, as in the tensor names), for messages.
+std::string layer_name(int64_t index) {
+  return "layer " + std::to_string(index) + "'s ";
 }
 
 // The oneDNN primitives of one encoder layer. Q, K and V share one [3·hidden, hidden]
 // matrix, so a token's projections come out side by side: q | k | v.
 struct LayerOps {
-  LayerOps(const dnnl::engine& engine, const model::BertLayerWeights& w, int64_t hidden,
-           int64_t intermediate_size, double eps)
-      : qkv_weight(concat({w.query.weight, w.key.weight, w.value.weight})),
-        qkv_bias(concat({w.query.bias, w.key.bias, w.value.bias})),
-        qkv(engine, qkv_weight, qkv_bias, 3 * hidden, hidden, LinearEpilogue::none),
+  LayerOps(const dnnl::engine& engine, const model::BertLayerWeights& w, int64_t index,
+           int64_t hidden, int64_t intermediate_size, double eps)
+      : qkv_weight(concat({w.query.weight, w.key.weight, w.value.weight},
+                          layer_name(index) + "Q, K and V weights")),
+        qkv_bias(concat({w.query.bias, w.key.bias, w.value.bias},
+                        layer_name(index) + "Q, K and V biases")),
+        qkv(engine, qkv_weight, qkv_bias, 3 * hidden, hidden, LinearEpilogue::none,
+            layer_name(index) + "QKV projection"),
         attention_output(engine, w.attention_output.weight, w.attention_output.bias, hidden, hidden,
-                         LinearEpilogue::add_residual),
+                         LinearEpilogue::add_residual, layer_name(index) + "attention output"),
         intermediate(engine, w.intermediate.weight, w.intermediate.bias, intermediate_size, hidden,
-                     LinearEpilogue::gelu_erf),
+                     LinearEpilogue::gelu_erf, layer_name(index) + "feed-forward input"),
         output(engine, w.output.weight, w.output.bias, hidden, intermediate_size,
-               LinearEpilogue::add_residual),
-        attention_norm(engine, w.attention_norm, hidden, eps),
-        output_norm(engine, w.output_norm, hidden, eps) {}
+               LinearEpilogue::add_residual, layer_name(index) + "feed-forward output"),
+        attention_norm(engine, w.attention_norm, hidden, eps,
+                       layer_name(index) + "attention LayerNorm"),
+        output_norm(engine, w.output_norm, hidden, eps, layer_name(index) + "output LayerNorm") {}
 
   std::vector<float> qkv_weight, qkv_bias;
   Linear qkv, attention_output, intermediate, output;
   LayerNorm attention_norm, output_norm;
-};
-
-// Sets OpenMP's thread count for the calling thread's parallel regions (oneDNN's included)
-// and restores it on exit.
-class ThreadCountScope {
- public:
-  explicit ThreadCountScope(int threads) : saved_(omp_get_max_threads()), active_(threads > 0) {
-    if (active_) omp_set_num_threads(threads);
-  }
-  ~ThreadCountScope() {
-    if (active_) omp_set_num_threads(saved_);
-  }
-  ThreadCountScope(const ThreadCountScope&) = delete;
-  ThreadCountScope& operator=(const ThreadCountScope&) = delete;
-
- private:
-  int saved_;
-  bool active_;
 };
 
 // Adds the seconds since the last lap to a profile field (or nothing without a profile).
@@ -84,10 +85,11 @@ class Stopwatch {
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 
-// oneDNN reports failures with its own exception type; callers of dfss get dfss's.
-[[noreturn]] void rethrow_onednn_error(const dnnl::error& e, const char* step) {
-  if (e.status == dnnl_out_of_memory) throw std::bad_alloc();
-  throw Error(std::string("BertEncoder::") + step + ": oneDNN failed: " + e.what());
+// oneDNN reports failures with its own exception type; callers of dfss get dfss's. (Steps
+// that know what they allocate have already turned out-of-memory into a precise message.)
+[[noreturn]] void rethrow_onednn_error(const dnnl::error& e, const std::string& step) {
+  if (e.status == dnnl_out_of_memory) throw OutOfMemory("out of memory while " + step);
+  throw Error("BertEncoder: oneDNN failed while " + step + ": " + e.what());
 }
 
 }  // namespace
@@ -98,11 +100,12 @@ struct BertEncoder::Impl {
         tokenizer(std::move(tokenizer_in)),
         engine(dnnl::engine::kind::cpu, 0),
         embeddings_norm(engine, weights.embeddings_norm, weights.config.hidden_size,
-                        weights.config.layer_norm_eps) {
+                        weights.config.layer_norm_eps, "the embeddings' LayerNorm") {
     const model::BertConfig& c = weights.config;
-    for (const model::BertLayerWeights& layer : weights.layers) {
-      layers.push_back(std::make_unique<LayerOps>(engine, layer, c.hidden_size, c.intermediate_size,
-                                                  c.layer_norm_eps));
+    for (size_t i = 0; i < weights.layers.size(); ++i) {
+      layers.push_back(std::make_unique<LayerOps>(engine, weights.layers[i],
+                                                  static_cast<int64_t>(i), c.hidden_size,
+                                                  c.intermediate_size, c.layer_norm_eps));
     }
   }
 
@@ -194,18 +197,29 @@ BertEncoder& BertEncoder::operator=(BertEncoder&&) noexcept = default;
 BertEncoder::~BertEncoder() = default;
 
 BertEncoder BertEncoder::load(const std::string& model_dir) {
-  model::BertWeights weights = model::load_bert_model(model_dir);
-  auto tokenizer = tokenizer::WordPieceTokenizer::from_vocab_file(
-      (std::filesystem::path(model_dir) / "vocab.txt").string());
+  // First, while the most memory is free: see build_onednn_gemm_kernels().
+  try {
+    model::build_onednn_gemm_kernels(dnnl::engine(dnnl::engine::kind::cpu, 0));
+  } catch (const dnnl::error& e) {
+    rethrow_onednn_error(e, "building oneDNN's GEMM kernels");
+  }
+  model::BertWeights weights = naming_allocation_failures(
+      "loading the model in " + model_dir, [&] { return model::load_bert_model(model_dir); });
+  const std::string vocab_path = (std::filesystem::path(model_dir) / "vocab.txt").string();
+  auto tokenizer = naming_allocation_failures("reading " + vocab_path, [&] {
+    return tokenizer::WordPieceTokenizer::from_vocab_file(vocab_path);
+  });
   if (tokenizer.vocab().size() != weights.config.vocab_size) {
     throw FormatError(
         model_dir + "/vocab.txt: expected " + std::to_string(weights.config.vocab_size) +
         " tokens (config.json vocab_size), got " + std::to_string(tokenizer.vocab().size()));
   }
   try {
-    return BertEncoder(std::make_unique<Impl>(std::move(weights), std::move(tokenizer)));
+    return naming_allocation_failures("setting up the model's layers", [&] {
+      return BertEncoder(std::make_unique<Impl>(std::move(weights), std::move(tokenizer)));
+    });
   } catch (const dnnl::error& e) {
-    rethrow_onednn_error(e, "load");
+    rethrow_onednn_error(e, "setting up the model's layers");
   }
 }
 
@@ -228,10 +242,11 @@ const tokenizer::WordPieceTokenizer& BertEncoder::tokenizer() const {
 void BertEncoder::encode(std::span<const std::vector<int32_t>> texts, std::span<float> out,
                          const EncodeOptions& options, EncodeProfile* profile) const {
   impl_->validate(texts, out, options);
+  const std::string step = "encoding a batch of " + std::to_string(texts.size()) + " texts";
   try {
-    impl_->forward(texts, out, options, profile);
+    naming_allocation_failures(step, [&] { impl_->forward(texts, out, options, profile); });
   } catch (const dnnl::error& e) {
-    rethrow_onednn_error(e, "encode");
+    rethrow_onednn_error(e, step);
   }
 }
 
@@ -246,10 +261,17 @@ void BertEncoder::Impl::forward(std::span<const std::vector<int32_t>> texts, std
   ThreadCountScope thread_count(options.threads);
   Stopwatch stopwatch(profile);
   dnnl::stream stream(m.engine);
-  std::vector<float> x(static_cast<size_t>(tokens * hidden));
-  std::vector<float> qkv(static_cast<size_t>(tokens * 3 * hidden));
-  std::vector<float> context(static_cast<size_t>(tokens * hidden));
-  std::vector<float> intermediate(static_cast<size_t>(tokens * c.intermediate_size));
+  const auto activations = [&](int64_t width, const char* what) {
+    const auto count = static_cast<size_t>(tokens * width);
+    return naming_allocation_failures(std::string("allocating the ") + what + " of " +
+                                          std::to_string(tokens) + " tokens (" +
+                                          megabytes(count * sizeof(float)) + ")",
+                                      [&] { return std::vector<float>(count); });
+  };
+  std::vector<float> x = activations(hidden, "hidden states");
+  std::vector<float> qkv = activations(3 * hidden, "queries, keys and values");
+  std::vector<float> context = activations(hidden, "attention outputs");
+  std::vector<float> intermediate = activations(c.intermediate_size, "feed-forward activations");
 
   m.embed_tokens(texts, x.data());
   stopwatch.lap(&EncodeProfile::embeddings_s);
@@ -266,7 +288,9 @@ void BertEncoder::Impl::forward(std::span<const std::vector<int32_t>> texts, std
 
     layer.qkv.run(stream, x.data(), tokens, qkv.data());
     stopwatch.lap(&EncodeProfile::linear_s);
-    m.attend(texts, qkv.data(), context.data(), attention_options);
+    naming_allocation_failures(
+        "running " + layer_name(l) + "attention on " + std::to_string(tokens) + " tokens",
+        [&] { m.attend(texts, qkv.data(), context.data(), attention_options); });
     stopwatch.lap(&EncodeProfile::attention_s);
     layer.attention_output.run(stream, context.data(), tokens, x.data());  // x += ...
     stopwatch.lap(&EncodeProfile::linear_s);

@@ -3,9 +3,10 @@
 //
 // F32 tensors are zero-copy views into the file's bytes (read into memory at load, so the
 // file may change afterwards); F16 and BF16 tensors (and F32 ones the file does not align)
-// are widened into owned copies. Either way the spans stay
-// valid as long as the BertWeights lives, moves included. Tensors a BertModel does not
-// use for encoding (pooler.*, embeddings.position_ids) are ignored.
+// are widened into owned copies. Either way the spans stay valid as long as the
+// BertWeights lives, moves included. Of the tensors a BertModel does not use for encoding,
+// only pooler.dense.{weight,bias} and embeddings.position_ids are accepted: any other
+// tensor the config does not account for is refused.
 #pragma once
 
 #include <cstdint>
@@ -61,9 +62,13 @@ struct BertWeights {
 
 // Takes every tensor of `config`'s model from `file`. Names are those of BertModel
 // ("embeddings.word_embeddings.weight", "encoder.layer.3.attention.self.query.bias", ...);
-// a checkpoint of a task model that prefixes them all with "bert." is accepted too. Throws
-// FormatError naming the file and tensor if one is missing, has another shape than the
-// config implies, or is not F32, F16 or BF16.
+// a checkpoint of a task model that prefixes them all with "bert." is accepted too (its
+// tensors outside "bert.", the task's head, are ignored). Everything is validated before
+// anything is copied: throws FormatError naming the file and tensor if one is missing, has
+// another shape than the config implies, is not F32, F16 or BF16, or is in the file but not
+// in the config's model (e.g. config.json has fewer layers than the file). Then, while
+// loading, throws FormatError naming the tensor and the index of its first NaN or infinite
+// value, and OutOfMemory if a widened copy cannot be allocated.
 BertWeights load_bert_weights(io::SafetensorsFile file, const BertConfig& config);
 
 // load_bert_config(dir/config.json), then load_bert_weights(dir/model.safetensors).

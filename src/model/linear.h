@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "model/row_count_cache.h"
@@ -17,33 +18,50 @@ enum class LinearEpilogue {
   add_residual,  // y += x Wᵀ + b (y holds the residual on entry)
 };
 
+// oneDNN 2.x builds its f32 GEMM kernels lazily, inside the first GEMM that needs them,
+// under a once-flag, possibly on an OpenMP worker thread, and with allocations it does not
+// check: out of memory there is a segfault or an abort, and leaves the kernels half built
+// for the rest of the process. This builds them on the calling thread, with one OpenMP
+// thread, after checking that memory is available (require_onednn_headroom), by running
+// small GEMMs of the shapes that take each of oneDNN's GEMM paths. Done once per process;
+// Linear::run() calls it first. Throws OutOfMemory if memory is short (and retries on the
+// next call).
+void build_onednn_gemm_kernels(const dnnl::engine& engine);
+
 class Linear {
  public:
   // `weight` [out_features, in_features] in C order (PyTorch nn.Linear) and `bias`
   // [out_features]; both must outlive the layer. The weights are repacked into oneDNN's
-  // preferred layout on first use.
+  // preferred layout on first use. `name` ("layer 3's QKV projection") is for messages.
   Linear(const dnnl::engine& engine, std::span<const float> weight, std::span<const float> bias,
-         int64_t out_features, int64_t in_features, LinearEpilogue epilogue);
+         int64_t out_features, int64_t in_features, LinearEpilogue epilogue, std::string name);
 
   Linear(Linear&&) = delete;  // the cache holds a mutex; layers live in place
+  friend void build_onednn_gemm_kernels(const dnnl::engine& engine);
 
   int64_t out_features() const { return out_features_; }
   int64_t in_features() const { return in_features_; }
 
-  // x [rows, in_features] and y [rows, out_features], C order, not overlapping.
+  // x [rows, in_features] and y [rows, out_features], C order, not overlapping. Throws
+  // OutOfMemory naming the layer and what it was allocating if memory runs out.
   void run(dnnl::stream& stream, const float* x, int64_t rows, float* y) const;
 
  private:
   struct Prepared {
     dnnl::matmul primitive;
-    dnnl::memory weights;  // packed for this primitive
+    dnnl::memory weights;           // packed for this primitive
+    dnnl::memory::desc scratchpad;  // allocated per run: entries are shared by threads
   };
   Prepared prepare(int64_t rows) const;
+  // run() without the kernel build and the memory check (the kernel build runs this).
+  void execute(dnnl::stream& stream, const float* x, int64_t rows, float* y) const;
+  dnnl::memory allocate_scratchpad(const dnnl::memory::desc& layout) const;
 
   dnnl::engine engine_;
   std::span<const float> weight_, bias_;
   int64_t out_features_, in_features_;
   LinearEpilogue epilogue_;
+  std::string name_;
 
   mutable RowCountCache<Prepared> by_rows_;
   // Packed weights by layout, shared by the primitives of every row count that asks for
