@@ -31,5 +31,7 @@ if [ "$checked" -eq 0 ]; then
   echo "check-isa-objects: no per-ISA object files among the arguments" >&2
   exit 1
 fi
-echo "check-isa-objects: $checked per-ISA object files, no weak functions outside their namespace"
+if [ "$status" -eq 0 ]; then
+  echo "check-isa-objects: $checked per-ISA object files, no weak functions outside their namespace"
+fi
 exit $status

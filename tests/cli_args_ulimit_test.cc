@@ -45,6 +45,10 @@ void expect_clean_outcome(const CliResult& result, const std::string& expected_e
 
 class CliUlimit : public testing::Test {
  protected:
+  void SetUp() override {
+    if (test::kAddressSanitizerBuild)
+      GTEST_SKIP() << "ulimit -v cannot apply to an AddressSanitizer build";
+  }
   std::string write(const std::string& name, const std::vector<int64_t>& shape) {
     int64_t count = 1;
     for (int64_t dim : shape) count *= dim;

@@ -17,6 +17,21 @@ inline std::string read_file(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+// Whether this build (and so the dfss binary the tests run) uses AddressSanitizer, which
+// reserves terabytes of address space at start: `ulimit -v` tests cannot run under it (the
+// plain build runs them).
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kAddressSanitizerBuild = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kAddressSanitizerBuild = true;
+#else
+inline constexpr bool kAddressSanitizerBuild = false;
+#endif
+#else
+inline constexpr bool kAddressSanitizerBuild = false;
+#endif
+
 struct CliResult {
   int exit_code = -1;
   std::string out, err;

@@ -114,6 +114,8 @@ long startup_floor() {
 }
 
 TEST(ModelMemoryLimit, RealModelFailsCleanlyAtEveryLimit) {
+  if (test::kAddressSanitizerBuild)
+    GTEST_SKIP() << "ulimit -v cannot apply to an AddressSanitizer build";
   const std::filesystem::path real = kRepo / "models/all-MiniLM-L6-v2";
   if (!std::filesystem::exists(real / "model.safetensors")) {
     GTEST_SKIP() << "no " << real.string() << ": run scripts/fetch-model.sh";
@@ -134,6 +136,8 @@ TEST(ModelMemoryLimit, RealModelFailsCleanlyAtEveryLimit) {
 }
 
 TEST(ModelMemoryLimit, TinyModelFailsCleanlyAtEveryLimit) {
+  if (test::kAddressSanitizerBuild)
+    GTEST_SKIP() << "ulimit -v cannot apply to an AddressSanitizer build";
   // Before the fix, limits of floor + 6.5 to 14.5 MB crashed here.
   const TinyBert model;
   const long floor = startup_floor();

@@ -198,11 +198,14 @@ std::string cli_message(const std::string& message, const std::vector<ArgumentNa
     if (i == 0 || !is_word(message[i - 1])) {
       for (const ArgumentName& name : names) {
         const size_t end = i + name.library.size();
+        // Only a name that fits in the rest of the message can be there.
+        if (end > message.size() || message.compare(i, name.library.size(), name.library) != 0)
+          continue;
         // A sentence's full stop may follow the name.
         const bool ends_word =
             end == message.size() || !is_word(message[end]) ||
             (message[end] == '.' && (end + 1 == message.size() || !is_word(message[end + 1])));
-        if (message.compare(i, name.library.size(), name.library) == 0 && ends_word) {
+        if (ends_word) {
           mention = &name;
           break;
         }

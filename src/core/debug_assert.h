@@ -11,7 +11,10 @@
 
 namespace dfss::detail {
 
-[[noreturn]] inline void debug_assert_failed(const char* condition, const char* file, int line) {
+// static: per-ISA kernel files use it too, and a weak copy compiled with AVX-512 flags must
+// not be the one baseline code calls (scripts/check-isa-objects.sh).
+[[noreturn]] static inline void debug_assert_failed(const char* condition, const char* file,
+                                                    int line) {
   std::fprintf(stderr, "dfss: internal error: %s:%d: DFSS_DEBUG_ASSERT(%s) failed\n", file, line,
                condition);
   std::abort();
