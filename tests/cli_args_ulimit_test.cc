@@ -21,15 +21,7 @@ using test::TempDir;
 
 // `dfss <args>` in a shell whose virtual memory is limited to `kilobytes`.
 CliResult run_cli_limited(const TempDir& dir, int64_t kilobytes, const std::string& args) {
-  const std::string out = dir.file("stdout.txt"), err = dir.file("stderr.txt");
-  const std::string command = "ulimit -v " + std::to_string(kilobytes) + " && '" + DFSS_CLI_PATH +
-                              "' " + args + " >'" + out + "' 2>'" + err + "'";
-  const int status = std::system(command.c_str());
-  CliResult result;
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  result.out = read_file(out);
-  result.err = read_file(err);
-  return result;
+  return test::run_cli(dir, args, "ulimit -v " + std::to_string(kilobytes) + " && ");
 }
 
 void expect_clean_outcome(const CliResult& result, const std::string& expected_error) {

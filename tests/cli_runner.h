@@ -38,10 +38,12 @@ struct CliResult {
 };
 
 // Runs `dfss <args>` with the shell; stdout and stderr are captured in files under `dir`.
-inline CliResult run_cli(const TempDir& dir, const std::string& args) {
+// `shell_prefix` goes before the command (e.g. "ulimit -v N && ", "timeout -s KILL 30 ").
+inline CliResult run_cli(const TempDir& dir, const std::string& args,
+                         const std::string& shell_prefix = "") {
   const std::string out = dir.file("stdout.txt"), err = dir.file("stderr.txt");
-  const std::string command =
-      std::string("'") + DFSS_CLI_PATH + "' " + args + " >'" + out + "' 2>'" + err + "'";
+  const std::string command = shell_prefix + "'" + DFSS_CLI_PATH + "' " + args + " >'" + out +
+                              "' 2>'" + err + "' </dev/null";
   const int status = std::system(command.c_str());
   CliResult result;
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

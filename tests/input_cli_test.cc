@@ -25,15 +25,7 @@ using test::write_file;
 
 // run_cli under a time limit, so that a regression shows as a failure (exit 124), not a hang.
 CliResult run_cli_limited(const TempDir& dir, const std::string& args) {
-  const std::string out = dir.file("stdout.txt"), err = dir.file("stderr.txt");
-  const std::string command = std::string("timeout -s KILL 30 '") + DFSS_CLI_PATH + "' " + args +
-                              " >'" + out + "' 2>'" + err + "' </dev/null";
-  const int status = std::system(command.c_str());
-  CliResult result;
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  result.out = read_file(out);
-  result.err = read_file(err);
-  return result;
+  return test::run_cli(dir, args, "timeout -s KILL 30 ");
 }
 
 std::string shell_quoted(const std::string& path) {
