@@ -14,6 +14,7 @@
 #include "dfss/attention.h"
 #include "dfss/errors.h"
 #include "topk/topk_rank.h"
+#include "topk/topk_select.h"
 
 namespace dfss {
 namespace {
@@ -52,57 +53,10 @@ void select_exact(TopkCandidate* first, TopkCandidate* last, int64_t k, const fl
   }
 }
 
-// Scratch of one thread, kept across its rows.
-struct RowScratch {
-  std::vector<float> delegates;
-  std::vector<TopkCandidate> candidates;
-};
-
-// Filtering pays when k is a small part of the row. Subranges of about sqrt(8 L / k)
-// elements (the delegate-centric choice: few delegates, few subranges above the bound), but
-// at most L / (2k), so that there are at least 2k delegates and the k-th largest of them is
-// a bound well above the row's median; 0 (select over the whole row) when even one vector
-// per subrange gives fewer.
-int64_t delegate_span(int64_t length, int64_t k, int lanes) {
-  if (length < 256) return 0;
-  const double balanced = std::sqrt(8.0 * static_cast<double>(length) / static_cast<double>(k));
-  const double most = static_cast<double>(length) / static_cast<double>(2 * k);
-  const int64_t span = static_cast<int64_t>(std::min(balanced, most)) / lanes * lanes;
-  return span >= lanes ? span : 0;
-}
-
 void topk_row(const TopkKernels& kernels, const float* row, int64_t length, int64_t k,
-              float* values, int32_t* indices, RowScratch& scratch) {
-  const int64_t span = delegate_span(length, k, kernels.lanes);
-  scratch.candidates.resize(static_cast<size_t>(length));
+              float* values, int32_t* indices, topk::SelectScratch& scratch) {
+  const int64_t count = topk::gather_candidates(kernels, row, length, k, scratch);
   TopkCandidate* candidates = scratch.candidates.data();
-  int64_t count = length;
-  auto whole_row = [&] {
-    for (int64_t j = 0; j < length; ++j)
-      candidates[j] = {topk::selection_key(row[j]), static_cast<int32_t>(j)};
-  };
-  if (span == 0) {
-    whole_row();
-  } else {
-    const int64_t spans = (length + span - 1) / span;
-    scratch.delegates.resize(static_cast<size_t>(2 * spans));
-    float* delegates = scratch.delegates.data();
-    kernels.delegates(row, length, span, delegates);
-    // The k-th largest delegate, found on a copy (the kernels read the delegates in order).
-    float* sorted = delegates + spans;
-    std::copy(delegates, delegates + spans, sorted);
-    std::nth_element(sorted, sorted + (k - 1), sorted + spans, std::greater<float>());
-    const float bound = sorted[k - 1];
-    // Rows whose top keys cluster (sorted rows) leave many subranges above the bound:
-    // when they could hold over half the row, filtering no longer pays.
-    const auto open_spans = std::count_if(delegates, delegates + spans,
-                                          [bound](float delegate) { return delegate >= bound; });
-    if (open_spans * span > length / 2) {
-      whole_row();
-    } else {
-      count = kernels.candidates(row, length, span, delegates, bound, candidates);
-    }
-  }
   select_exact(candidates, candidates + count, k, row, values, indices);
 }
 
@@ -119,7 +73,7 @@ void topk_rows(const float* x, int64_t rows, int64_t length, int64_t row_stride,
   detail::require_threads(team, "threads " + std::to_string(team));  // libgomp would exit
 #pragma omp parallel num_threads(team)
   {
-    RowScratch scratch;
+    topk::SelectScratch scratch;
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r)
       topk_row(kernels, x + r * row_stride, length, k, values + r * k, indices + r * k, scratch);
