@@ -51,7 +51,9 @@ struct FeatureCase {
     if (score_mask) text << "_smask" << broadcast;
     if (key_mask) text << "_keymask";
     text << "_" << dtype_name(dtype);
-    if (!pattern.dense()) text << "_nm" << pattern.n << "of" << pattern.m;
+    if (pattern.nm()) text << "_nm" << pattern.n << "of" << pattern.m;
+    if (pattern.selects_keys())
+      text << (pattern.predicted ? "_dsa" : "_topk") << pattern.keep << "b" << pattern.block;
     return text.str();
   }
 };

@@ -59,26 +59,51 @@ enum class AttentionImpl {
 
 const char* impl_name(AttentionImpl impl);
 
-// Dynamic N:M fine-grained structured sparsity of the attention scores (DFSS). Along the
-// key axis, aligned groups of M consecutive columns start at column 0; in each group only
-// the N largest scores s = scale*q·k + mask survive (signed value; ties go to the lower
-// column; NaN ranks above everything, so it is kept and makes its row NaN). A partial last
-// group behaves as if padded with -inf columns. Masked scores are -inf before selection,
-// so a masked score is kept only where its group has fewer than N unmasked ones, and then
-// carries no weight. Softmax and the value product run over the kept entries only.
+// Sparsity of the attention scores, one of:
+// - dense (the default): every visible key.
+// - N:M, dynamic fine-grained structured sparsity (DFSS). Along the key axis, aligned
+//   groups of M consecutive columns start at column 0; in each group only the N largest
+//   scores s = scale*q·k + mask survive (signed value; ties go to the lower column; NaN
+//   ranks above everything, so it is kept and makes its row NaN). A partial last group
+//   behaves as if padded with -inf columns. Masked scores are -inf before selection, so a
+//   masked score is kept only where its group has fewer than N unmasked ones, and then
+//   carries no weight. Softmax and the value product run over the kept entries only.
+// - topk:K, exact top-k attention: each query row keeps the K highest-ranked of its scores
+//   (the rank order of dfss/topk.h: larger first, ties to the lower key, NaN as +inf) among
+//   the keys the causal rule, the sliding window and the key-padding length let it see
+//   (all of them when it sees K or fewer: then it equals dense). Additive masks are part
+//   of the scores, so a -inf-masked key is kept only when fewer than K others remain, and
+//   then carries no weight.
+// - dsa:K[,block=B], predicted sparse attention (DSA): a cheap predictor chooses the keys,
+//   the attention over them is exact. Keys are pooled in aligned blocks of B (a power of
+//   two, 1 to 128, dividing K; default 16, or the largest power of two dividing K when
+//   that is smaller): a block's predictor key is the fp32 mean of its
+//   present keys (summed in key order), its predicted score fma(q·k̄, scale, bias) with the
+//   largest additive mask of its keys as bias. Each row keeps the K/B highest-ranked blocks
+//   (same rank order) among those holding a key it sees, then runs exact fp32 scores,
+//   softmax and P·V on their keys (hidden ones weigh nothing). With B = 1 the predictor is
+//   exact and dsa:K equals topk:K.
 // Selection compares fp32 scores: the dot product accumulated in key-dimension order with
 // fused multiply-adds, then fma(dot, scale, mask), in every implementation and ISA, so the
-// kept set does not depend on them (bf16 inputs: per kernel, within rounding).
-// n = m = 0 means dense attention.
-struct SparsityPattern {
-  int n = 0;
-  int m = 0;
+// kept set does not depend on them (bf16 inputs: N:M per kernel, within rounding).
+inline constexpr int64_t kDsaDefaultBlock = 16;
+inline constexpr int64_t kDsaMaxBlock = 128;
 
-  bool dense() const { return m == 0; }
-  std::string to_string() const;  // "dense" or "N:M"
+struct SparsityPattern {
+  int n = 0;  // N:M; n = m = 0 otherwise
+  int m = 0;
+  int64_t keep = 0;        // topk:K and dsa:K: K >= 1 keys kept per query row; 0 otherwise
+  bool predicted = false;  // dsa:K (keep > 0): chosen by the block predictor
+  int64_t block = 1;       // dsa:K: keys per predictor block
+
+  bool dense() const { return m == 0 && keep == 0; }
+  bool nm() const { return m != 0; }
+  bool selects_keys() const { return keep != 0; }  // topk:K or dsa:K
+  std::string to_string() const;  // "dense", "N:M", "topk:K" or "dsa:K,block=B"
 };
 
-// Parses "dense" or "N:M" with 1 <= N < M <= 8; throws InvalidArgument naming
+// Parses "dense", "N:M" with 1 <= N < M <= 8, "topk:K" or "dsa:K[,block=B]" (K >= 1; B a
+// power of two <= 128 dividing K, default min(16, largest power of two dividing K)); throws InvalidArgument naming
 // `argument_name` and the accepted forms otherwise.
 SparsityPattern parse_pattern(const std::string& text, const std::string& argument_name);
 // Parses "reference", "unfused", "fused"; throws InvalidArgument naming `argument_name`.
@@ -127,8 +152,8 @@ void attention(const ConstTensorView& q, const ConstTensorView& k, const ConstTe
 // Gradients of `attention` for d_out = ∂L/∂out: dq [B, Hq, Lq, d], dk [B, Hkv, Lk, d],
 // dv [B, Hkv, Lk, dv] (f32 or bf16, any strides; grouped query heads are summed into
 // their key/value head). `out` and `log_sum_exp` ([B, Hq, Lq] contiguous) are those of the
-// forward call with the same q, k, v and options. Under N:M the kept set is the forward's
-// (recomputed bit-identically from the same fp32 scores) and is treated as constant:
+// forward call with the same q, k, v and options. Under N:M, topk:K and dsa:K the kept set is
+// the forward's (recomputed bit-identically from the same fp32 scores) and is treated as constant:
 // gradients flow through the kept entries only. Masks receive no gradient. Rows that see
 // no key contribute nothing. options.impl: reference (double, recomputes everything from
 // q, k, v) or fused (tiles recomputed from log_sum_exp; no Lq x Lk buffer; unfused runs

@@ -2,6 +2,7 @@
 #include "dfss/attention.h"
 
 #include "attention/problem.h"
+#include "attention/selected.h"
 #include "attention/sparse_reference.h"
 #include "attention/validate.h"
 
@@ -12,6 +13,10 @@ void attention(const ConstTensorView& q, const ConstTensorView& k, const ConstTe
   const detail::AttentionProblem problem = detail::validate_problem(q, k, v, out, options);
   // An empty output needs no work, so implementations never see B, H or Lq = 0.
   if (problem.out.numel() == 0) return;
+  if (problem.pattern.selects_keys()) {
+    if (options.impl == AttentionImpl::reference) return detail::run_selected_reference(problem);
+    return detail::run_selected(problem);  // one fast path: it never materializes Lq x Lk
+  }
   switch (options.impl) {
     case AttentionImpl::reference:
       if (problem.pattern.dense()) {

@@ -296,6 +296,22 @@ void check_impl(AttentionImpl impl) {
 }
 
 void check_pattern(const SparsityPattern& pattern) {
+  if (pattern.selects_keys()) {
+    const int64_t b = pattern.block;
+    if (pattern.n != 0 || pattern.m != 0 || pattern.keep < 0) {
+      fail("options.pattern", "expected keep >= 1 with n = m = 0 (topk:K, dsa:K), got keep = " +
+                                  std::to_string(pattern.keep) + ", n = " +
+                                  std::to_string(pattern.n) + ", m = " + std::to_string(pattern.m));
+    }
+    if (!pattern.predicted && b != 1)
+      fail("options.pattern", "expected block = 1 for topk:K, got " + std::to_string(b));
+    if (b < 1 || b > kDsaMaxBlock || (b & (b - 1)) != 0 || pattern.keep % b != 0) {
+      fail("options.pattern", "expected block a power of two <= " + std::to_string(kDsaMaxBlock) +
+                                  " dividing keep = " + std::to_string(pattern.keep) + ", got " +
+                                  std::to_string(b));
+    }
+    return;
+  }
   const bool dense = pattern.n == 0 && pattern.m == 0;
   if (!dense && !(1 <= pattern.n && pattern.n < pattern.m && pattern.m <= 8)) {
     fail("options.pattern", "expected dense (n = m = 0) or N:M with 1 <= N < M <= 8, got n = " +

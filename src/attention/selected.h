@@ -1,0 +1,31 @@
+// The key-selecting patterns topk:K and dsa:K (see SparsityPattern): each query row keeps
+// a set of keys, chosen from exact scores (topk) or a block predictor (dsa), and runs
+// softmax and P·V on those alone.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "attention/backward_problem.h"
+#include "attention/problem.h"
+
+namespace dfss::detail {
+
+// Rows per task of the fast path: 4 register tiles of Q·Kᵀ.
+inline constexpr int64_t kSelectedBlockRows = 24;
+
+std::string selected_kernel_name(DType dtype, Isa isa, const SparsityPattern& pattern);
+
+// Forward and backward. The fast path (impl fused or unfused; no Lq x Lk buffer: O(rows x
+// Lk) scratch per thread) and the oracle (plain loops, selection by a full sort, double
+// accumulation).
+void run_selected(const AttentionProblem& problem);
+// The oracle's kept keys of query row i of (b, h), increasing, and their fp32 scores.
+void selected_reference_row(const AttentionProblem& problem, int64_t b, int64_t h, int64_t i,
+                            std::vector<int64_t>& keys, std::vector<float>& scores);
+void run_selected_reference(const AttentionProblem& problem);
+void run_selected_backward(const BackwardProblem& problem);
+void run_selected_backward_reference(const BackwardProblem& problem);
+
+}  // namespace dfss::detail

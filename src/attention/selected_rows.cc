@@ -1,0 +1,226 @@
+#include "attention/selected_rows.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "attention/selected.h"
+#include "core/debug_assert.h"
+
+namespace dfss::detail {
+namespace {
+
+using kernels::kKeyBlock;
+using kernels::kTileRows;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+}  // namespace
+
+SelectedLayout selected_layout(const AttentionProblem& p) {
+  SelectedLayout layout;
+  // The f32 tables (bf16 inputs widened on packing): rows of K and V are gathered singly.
+  layout.attention = &kernels::attention_kernels(p.isa, p.dtype, /*sparse=*/true);
+  layout.topk = &kernels::topk_kernels(p.isa);
+  layout.selected = &kernels::selected_kernels(p.isa);
+  layout.packed = packed_geometry(p, layout.attention->format);
+  DFSS_DEBUG_ASSERT(layout.packed.format == kernels::PackFormat::f32);
+  layout.d = p.d;
+  if (p.pattern.predicted) {
+    layout.block = p.pattern.block;
+    const int64_t blocks = (p.lk + layout.block - 1) / layout.block;
+    layout.pooled_pad = round_up(std::max<int64_t>(blocks, 1), kKeyBlock);
+  }
+  layout.keep_stride = std::max<int64_t>(1, std::min(p.pattern.keep, p.lk));
+  return layout;
+}
+
+SlotOperands pack_selected_slot(const AttentionProblem& p, const SelectedLayout& layout, int64_t b,
+                                int64_t kv, const float* key_bias, float* dst) {
+  SlotOperands slot;
+  float* k = dst;
+  float* v = k + layout.packed.k_elems;
+  pack_keys(p, layout.packed, b, kv, k);
+  pack_values(p, layout.packed, b, kv, v);
+  slot.k = k;
+  slot.v = v;
+  if (!p.pattern.predicted) return slot;
+  // Predictor keys: the fp32 mean of each block's present keys, summed in key order; the
+  // largest key bias of the block (-inf for blocks without a present key).
+  float* pooled = v + layout.packed.v_elems;
+  float* pooled_bias = pooled + layout.pooled_pad * p.d;
+  const int64_t present = keys_present(p, b), block = layout.block;
+  std::fill(pooled, pooled + layout.pooled_pad * p.d, 0.0f);
+  for (int64_t c = 0; c < layout.pooled_pad; ++c) {
+    const int64_t first = c * block, last = std::min(present, first + block);
+    float* column = pooled + c / kKeyBlock * p.d * kKeyBlock + c % kKeyBlock;
+    float bias = kNegInf;
+    for (int64_t j = first; j < last; ++j) bias = std::max(bias, key_bias[j]);
+    pooled_bias[c] = bias;
+    if (first >= last) continue;
+    const auto count = static_cast<float>(last - first);
+    for (int64_t x = 0; x < p.d; ++x) {
+      float sum = 0.0f;
+      for (int64_t j = first; j < last; ++j)
+        sum += k[j / kKeyBlock * p.d * kKeyBlock + x * kKeyBlock + j % kKeyBlock];
+      column[x * kKeyBlock] = sum / count;
+    }
+  }
+  slot.pooled_k = pooled;
+  slot.pooled_bias = pooled_bias;
+  return slot;
+}
+
+void visible_keys(const AttentionProblem& p, int64_t b, int64_t i, int64_t* begin, int64_t* end) {
+  int64_t last = keys_present(p, b);
+  if (p.causal) last = std::min(last, p.causal_last_key(i) + 1);
+  *end = std::max<int64_t>(last, 0);
+  *begin = std::min(p.first_key(i), *end);
+}
+
+RowSelector::RowSelector(const AttentionProblem& p, const SelectedLayout& layout)
+    : p_(p), layout_(layout) {
+  const int64_t rows_pad = round_up(kSelectedBlockRows, kTileRows);
+  const int64_t columns = std::max(layout.packed.lk_pad, layout.pooled_pad);
+  q_packed_ = allocate_aligned(rows_pad / kTileRows * layout.packed.q_tile_elems * 4);
+  scores_ = allocate_aligned(rows_pad * columns * 4);
+  if (p.score_mask.data != nullptr) bias_ = allocate_aligned(rows_pad * layout.packed.lk_pad * 4);
+  if (p.pattern.predicted) {
+    pooled_bias_ = allocate_aligned(layout.pooled_pad * 4);
+    // Each kept block spans at most block / lanes + 1 groups of keys.
+    const int64_t blocks = layout.keep_stride / layout.block + 1;
+    const int64_t groups = blocks * (layout.block / layout.selected->lanes + 2);
+    groups_.resize(static_cast<size_t>(groups));
+    dots_ = allocate_aligned(groups * layout.selected->lanes * 4);
+    blocks_.resize(static_cast<size_t>(layout.pooled_pad));
+  }
+}
+
+void RowSelector::select(int64_t b, int64_t h, int64_t row0, int64_t rows, const SlotOperands& slot,
+                         const float* key_bias, RowBlockSelection& out) {
+  DFSS_DEBUG_ASSERT(rows > 0 && rows <= kSelectedBlockRows);
+  const SelectedLayout& layout = layout_;
+  const PackedGeometry& g = layout.packed;
+  out.rows = rows;
+  out.stride = layout.keep_stride;
+  out.keys.resize(static_cast<size_t>(rows * out.stride));
+  out.scores.resize(static_cast<size_t>(rows * out.stride));
+  out.counts.assign(static_cast<size_t>(rows), 0);
+  pack_queries(p_, g, b, h, row0, rows, q_packed_.get());
+
+  // Q·Kᵀ dot products of the block: with every key (topk) or every predictor key (dsa).
+  const int64_t columns = p_.pattern.predicted ? layout.pooled_pad : g.lk_pad;
+  kernels::UnfusedArgs args;
+  args.q_packed = q_packed_.get();
+  args.rows = rows;
+  args.k_packed = p_.pattern.predicted ? slot.pooled_k : slot.k;
+  args.lk_pad = columns;
+  args.d = p_.d;
+  args.scores = scores_.get();
+  layout.attention->unfused_scores(args, 0, (rows + kTileRows - 1) / kTileRows);
+
+  int64_t bias_stride = 0;
+  const float* bias = key_bias;
+  if (p_.score_mask.data != nullptr) {
+    bias_stride = build_score_bias(p_, g, b, h, row0, rows, round_up(rows, kTileRows), bias_.get());
+    bias = bias_.get();
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t begin = 0, end = 0;
+    visible_keys(p_, b, row0 + r, &begin, &end);
+    if (begin >= end) continue;
+    const float* row_bias = bias + r * bias_stride;
+    if (p_.pattern.predicted) {
+      select_dsa_row(r, begin, end, row_bias, slot, out);
+    } else {
+      select_topk_row(r, begin, end, row_bias, out);
+    }
+  }
+}
+
+void RowSelector::select_topk_row(int64_t r, int64_t begin, int64_t end, const float* bias,
+                                  RowBlockSelection& out) {
+  const int64_t columns = layout_.packed.lk_pad;
+  float* row = scores_.get() + r * columns;
+  layout_.selected->finish_scores(row, bias, p_.scale, begin, end, columns);
+  int32_t* keys = out.keys.data() + r * out.stride;
+  float* scores = out.scores.data() + r * out.stride;
+  const int64_t visible = end - begin;
+  int64_t count = visible;
+  if (visible <= p_.pattern.keep) {
+    for (int64_t j = 0; j < visible; ++j) keys[j] = static_cast<int32_t>(begin + j);
+  } else {
+    const topk::Cut cut =
+        topk::find_cut(*layout_.topk, row + begin, visible, p_.pattern.keep, topk_scratch_);
+    count = topk::write_selected(row + begin, visible, cut, keys);
+    for (int64_t j = 0; j < count; ++j) keys[j] += static_cast<int32_t>(begin);
+  }
+  DFSS_DEBUG_ASSERT(count <= out.stride);
+  for (int64_t j = 0; j < count; ++j) scores[j] = row[keys[j]];
+  out.counts[static_cast<size_t>(r)] = count;
+}
+
+void RowSelector::select_dsa_row(int64_t r, int64_t begin, int64_t end, const float* bias,
+                                 const SlotOperands& slot, RowBlockSelection& out) {
+  const int64_t block = layout_.block, lanes = layout_.selected->lanes;
+  const int64_t first_block = begin / block, end_block = (end + block - 1) / block;
+  float* predicted = scores_.get() + r * layout_.pooled_pad;
+  const float* pooled_bias = slot.pooled_bias;
+  if (p_.score_mask.data != nullptr) {  // this row's own bias, pooled like the slot's
+    // (Its absent and padding keys are -inf already.)
+    float* pooled = pooled_bias_.get();
+    const int64_t columns = layout_.packed.lk_pad;
+    for (int64_t c = first_block; c < end_block; ++c) {
+      float largest = kNegInf;
+      for (int64_t j = c * block; j < std::min(columns, c * block + block); ++j)
+        largest = std::max(largest, bias[j]);
+      pooled[c] = largest;
+    }
+    pooled_bias = pooled;
+  }
+  layout_.selected->finish_scores(predicted, pooled_bias, p_.scale, first_block, end_block,
+                                  layout_.pooled_pad);
+  // The kept blocks, in increasing order.
+  int32_t* blocks = blocks_.data();
+  const int64_t candidates = end_block - first_block, wanted = p_.pattern.keep / block;
+  int64_t kept_blocks = candidates;
+  if (candidates <= wanted) {
+    for (int64_t c = 0; c < candidates; ++c) blocks[c] = static_cast<int32_t>(first_block + c);
+  } else {
+    const topk::Cut cut = topk::find_cut(*layout_.topk, predicted + first_block, candidates, wanted,
+                                         topk_scratch_);
+    kept_blocks = topk::write_selected(predicted + first_block, candidates, cut, blocks);
+    for (int64_t c = 0; c < kept_blocks; ++c) blocks[c] += static_cast<int32_t>(first_block);
+  }
+  // Exact dot products of the kept blocks' visible keys, a group of lanes keys at a time.
+  int32_t* groups = groups_.data();
+  int64_t group_count = 0;
+  for (int64_t c = 0; c < kept_blocks; ++c) {
+    const int64_t lo = std::max(begin, int64_t{blocks[c]} * block);
+    const int64_t hi = std::min(end, int64_t{blocks[c]} * block + block);
+    for (int64_t key = lo / lanes * lanes; key < hi; key += lanes)
+      if (group_count == 0 || groups[group_count - 1] != key)
+        groups[group_count++] = static_cast<int32_t>(key);
+  }
+  DFSS_DEBUG_ASSERT(group_count <= static_cast<int64_t>(groups_.size()));
+  const PackedGeometry& g = layout_.packed;
+  const float* q = static_cast<const float*>(q_packed_.get()) + r / kTileRows * g.q_tile_elems +
+                   r % kTileRows;
+  layout_.selected->key_dots(q, kTileRows, slot.k, p_.d, groups, group_count, dots_.get());
+  int32_t* keys = out.keys.data() + r * out.stride;
+  float* scores = out.scores.data() + r * out.stride;
+  int64_t count = 0, group = 0;
+  for (int64_t c = 0; c < kept_blocks; ++c) {
+    const int64_t lo = std::max(begin, int64_t{blocks[c]} * block);
+    const int64_t hi = std::min(end, int64_t{blocks[c]} * block + block);
+    for (int64_t key = lo; key < hi; ++key) {
+      while (groups[group] + lanes <= key) ++group;
+      const float dot = dots_.get()[group * lanes + key - groups[group]];
+      keys[count] = static_cast<int32_t>(key);
+      scores[count++] = std::fma(dot, p_.scale, bias[key]);
+    }
+  }
+  DFSS_DEBUG_ASSERT(count <= out.stride);
+  out.counts[static_cast<size_t>(r)] = count;
+}
+
+}  // namespace dfss::detail

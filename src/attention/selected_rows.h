@@ -1,0 +1,81 @@
+// The selection step shared by the forward and the backward of topk:K and dsa:K: operands
+// packed once per (batch, key/value head), then, per block of query rows, the kept keys of
+// each row and their exact fp32 scores. The backward recomputes the forward's kept set
+// bit-identically by running this same code.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "attention/packing.h"
+#include "attention/problem.h"
+#include "kernels/attention/flash_kernels.h"
+#include "kernels/selected/selected_kernels.h"
+#include "kernels/topk/topk_kernels.h"
+#include "topk/topk_select.h"
+
+namespace dfss::detail {
+
+// Sizes of the packed operands of one (batch, key/value head).
+struct SelectedLayout {
+  const kernels::AttentionKernels* attention;  // f32-format table: its Q·Kᵀ tiles
+  const kernels::TopkKernels* topk;
+  const kernels::SelectedKernels* selected;
+  PackedGeometry packed;    // K [d][128] blocks and V [Lk_pad + 1][dv_pad], f32
+  int64_t block = 1;        // dsa: keys per predictor block
+  int64_t pooled_pad = 0;   // dsa: predictor keys, rounded up to 128 (0 for topk)
+  int64_t keep_stride = 0;  // kept keys per row at most: min(K, Lk)
+  int64_t d = 0;
+  // Floats of one packed (batch, key/value head): K, V, pooled K [d][128] blocks and bias.
+  int64_t slot_floats() const { return packed.k_elems + packed.v_elems + pooled_pad * (d + 1); }
+};
+SelectedLayout selected_layout(const AttentionProblem& problem);
+
+// The operands of one (batch, key/value head), packed by pack_selected_slot into `slot_floats()`
+// floats: K, V, and for dsa the pooled predictor keys and their per-batch bias.
+struct SlotOperands {
+  const float* k = nullptr;
+  const float* v = nullptr;
+  const float* pooled_k = nullptr;
+  const float* pooled_bias = nullptr;  // [pooled_pad]: largest key bias of each block
+};
+SlotOperands pack_selected_slot(const AttentionProblem& problem, const SelectedLayout& layout,
+                                int64_t b, int64_t kv, const float* key_bias, float* dst);
+
+// Kept keys of a block of query rows: row r keeps keys[r * stride, + counts[r]) (increasing)
+// with exact scores scores[r * stride, ...]. The packed queries stay available for the
+// backward.
+struct RowBlockSelection {
+  int64_t rows = 0, stride = 0;
+  std::vector<int32_t> keys;
+  std::vector<float> scores;
+  std::vector<int64_t> counts;
+};
+
+// Per-thread scratch and the selection of one block of rows.
+class RowSelector {
+ public:
+  RowSelector(const AttentionProblem& problem, const SelectedLayout& layout);
+  // Rows [row0, row0 + rows) of query head h of batch b (rows <= kSelectedBlockRows);
+  // key_bias: the batch's [lk_pad] key bias (build_key_bias).
+  void select(int64_t b, int64_t h, int64_t row0, int64_t rows, const SlotOperands& slot,
+              const float* key_bias, RowBlockSelection& out);
+
+ private:
+  void select_topk_row(int64_t r, int64_t begin, int64_t end, const float* bias,
+                       RowBlockSelection& out);
+  void select_dsa_row(int64_t r, int64_t begin, int64_t end, const float* bias,
+                      const SlotOperands& slot, RowBlockSelection& out);
+
+  const AttentionProblem& p_;
+  const SelectedLayout& layout_;
+  AlignedBuffer q_packed_, scores_, bias_, pooled_bias_, dots_;
+  std::vector<int32_t> groups_, blocks_;
+  topk::SelectScratch topk_scratch_;
+};
+
+// The keys query row i of batch b sees: [begin, end) (causal rule, window, keys present).
+void visible_keys(const AttentionProblem& problem, int64_t b, int64_t i, int64_t* begin,
+                  int64_t* end);
+
+}  // namespace dfss::detail

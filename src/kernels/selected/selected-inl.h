@@ -1,0 +1,110 @@
+// The key-selecting attention kernels, written once and compiled per ISA (DFSS_KERNEL_NS
+// and the vec_<isa>-inl.h operations, as for the attention kernels).
+
+namespace dfss::kernels::DFSS_KERNEL_NS {
+
+inline constexpr int64_t kSelectedKeyBlock = 128;  // keys per packed K block ([d][128])
+inline constexpr float kSelectedLog2e = 1.44269504088896341f;
+
+inline void selected_finish_scores(float* row, const float* bias, float scale, int64_t begin,
+                                   int64_t end, int64_t length) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  std::fill(row, row + begin, kNegInf);
+  const Reg scale_v = vset1(scale);
+  int64_t j = begin;
+  for (; j + kLanes <= end; j += kLanes)
+    vstore(row + j, vfmadd(vload(row + j), scale_v, vload(bias + j)));
+  for (; j < end; ++j) row[j] = std::fma(row[j], scale, bias[j]);
+  std::fill(row + std::max(begin, end), row + length, kNegInf);
+}
+
+// N groups at once: N independent fma chains hide the fma latency.
+template <int N>
+inline void selected_group_dots(const float* q, int64_t q_stride, const float* k_packed, int64_t d,
+                                const int32_t* groups, float* out) {
+  const float* column[N];
+  Reg acc[N];
+  for (int g = 0; g < N; ++g) {
+    const int64_t key = groups[g];
+    column[g] = k_packed + key / kSelectedKeyBlock * d * kSelectedKeyBlock + key % kSelectedKeyBlock;
+    acc[g] = vzero();
+  }
+  for (int64_t c = 0; c < d; ++c) {
+    const Reg qc = vbroadcast(q + c * q_stride);
+    for (int g = 0; g < N; ++g)
+      acc[g] = vfmadd(qc, vload(column[g] + c * kSelectedKeyBlock), acc[g]);
+  }
+  for (int g = 0; g < N; ++g) vstore(out + g * kLanes, acc[g]);
+}
+
+inline void selected_key_dots(const float* q, int64_t q_stride, const float* k_packed, int64_t d,
+                              const int32_t* groups, int64_t group_count, float* out) {
+  constexpr int kBatch = kLanes == 16 ? 6 : 8;
+  int64_t g = 0;
+  for (; g + kBatch <= group_count; g += kBatch)
+    selected_group_dots<kBatch>(q, q_stride, k_packed, d, groups + g, out + g * kLanes);
+  for (; g < group_count; ++g)
+    selected_group_dots<1>(q, q_stride, k_packed, d, groups + g, out + g * kLanes);
+}
+
+// o[C vectors] += Σ_j weights[j] v_{keys[j]} over the columns [c0, c0 + C * kLanes).
+template <int C>
+inline void selected_value_columns(const float* weights, const int32_t* keys, int64_t count,
+                                   const float* v_packed, int64_t dv_pad, int64_t c0, float* o) {
+  Reg acc[C];
+  for (int c = 0; c < C; ++c) acc[c] = vzero();
+  for (int64_t j = 0; j < count; ++j) {
+    if (weights[j] == 0.0f) continue;  // masked keys weigh nothing: no 0 * inf from V
+    const Reg w = vbroadcast(weights + j);
+    const float* row = v_packed + int64_t{keys[j]} * dv_pad + c0;
+    for (int c = 0; c < C; ++c) acc[c] = vfmadd(w, vload(row + c * kLanes), acc[c]);
+  }
+  for (int c = 0; c < C; ++c) vstore(o + c0 + c * kLanes, acc[c]);
+}
+
+inline void selected_softmax_values(const float* scores, const int32_t* keys, int64_t count,
+                                    const float* v_packed, int64_t dv_pad, float* o,
+                                    float* weights, float* row_max, float* row_sum) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  float max = kNegInf;
+  for (int64_t j = 0; j < count; ++j) {
+    const float s = scores[j];
+    if (s > max || std::isnan(s)) max = s;
+    if (std::isnan(s)) break;
+  }
+  *row_max = max;
+  if (max == kNegInf) {  // nothing visible
+    std::fill(o, o + dv_pad, 0.0f);
+    *row_sum = 0.0f;
+    return;
+  }
+  const int64_t padded = (count + kLanes - 1) / kLanes * kLanes;
+  std::copy(scores, scores + count, weights);
+  std::fill(weights + count, weights + padded, kNegInf);
+  const Reg shift = vset1(max), log2e = vset1(kSelectedLog2e);
+  Reg sum = vzero();
+  for (int64_t j = 0; j < padded; j += kLanes) {
+    const Reg w = vexp2(vmul(vsub(vload(weights + j), shift), log2e));
+    vstore(weights + j, w);
+    sum = vadd(sum, w);
+  }
+  *row_sum = vreduce_add(sum);
+  // Up to 8 value vectors held in registers per pass over the keys.
+  using Columns = void (*)(const float*, const int32_t*, int64_t, const float*, int64_t, int64_t,
+                           float*);
+  static constexpr Columns kColumns[8] = {
+      &selected_value_columns<1>, &selected_value_columns<2>, &selected_value_columns<3>,
+      &selected_value_columns<4>, &selected_value_columns<5>, &selected_value_columns<6>,
+      &selected_value_columns<7>, &selected_value_columns<8>};
+  for (int64_t c0 = 0; c0 < dv_pad;) {
+    const int64_t vectors = std::min<int64_t>(8, (dv_pad - c0 + kLanes - 1) / kLanes);
+    kColumns[vectors - 1](weights, keys, count, v_packed, dv_pad, c0, o);
+    c0 += vectors * kLanes;
+  }
+}
+
+inline SelectedKernels make_selected_kernels(const char* name) {
+  return {name, kLanes, &selected_finish_scores, &selected_key_dots, &selected_softmax_values};
+}
+
+}  // namespace dfss::kernels::DFSS_KERNEL_NS

@@ -1,0 +1,24 @@
+// Kernels of the key-selecting attention patterns on the avx512 vector operations.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "kernels/selected/selected_kernels.h"
+
+#define DFSS_KERNEL_NS avx512
+#include "kernels/simd/vec_avx512-inl.h"
+// clang-format off
+#include "kernels/selected/selected-inl.h"
+// clang-format on
+
+namespace dfss::kernels {
+
+const SelectedKernels& selected_kernels_avx512() {
+  static const SelectedKernels kernels = avx512::make_selected_kernels("f32_attn_selected__avx512");
+  return kernels;
+}
+
+}  // namespace dfss::kernels

@@ -1,0 +1,39 @@
+// Interface between the key-selecting attention patterns (topk:K, dsa:K; src/attention/
+// selected_*.cc) and their per-ISA kernels: the per-row passes over scores and the
+// gathers of key and value rows. The Q·Kᵀ tiles themselves are the unfused attention
+// kernels' (the same fma chain, so kept sets agree with the reference); the selection is
+// top-k's.
+#pragma once
+
+#include <cstdint>
+
+#include "dfss/cpu.h"
+
+namespace dfss::kernels {
+
+struct SelectedKernels {
+  const char* name;
+  int lanes;  // keys per group in key_dots
+  // row[j] = fma(row[j], scale, bias[j]) for j in [begin, end), -inf elsewhere in [0, length).
+  void (*finish_scores)(float* row, const float* bias, float scale, int64_t begin, int64_t end,
+                        int64_t length);
+  // The q·k dot products of one query row (q[c * q_stride], c < d) with the `lanes` keys
+  // starting at each groups[g] (a multiple of lanes) of K packed as f32 blocks [d][128]:
+  // out[g * lanes + l] = Σ_c q_c k_{groups[g] + l, c}, fused multiply-adds in c order.
+  void (*key_dots)(const float* q, int64_t q_stride, const float* k_packed, int64_t d,
+                   const int32_t* groups, int64_t group_count, float* out);
+  // Softmax over `count` kept scores and the weighted sum of their rows of V (packed
+  // [keys][dv_pad] f32): o[dv_pad] = Σ e^(s_j - max) v_{keys[j]} (unnormalized), *row_max
+  // and *row_sum = Σ e^(s_j - max). A NaN score makes the row NaN; all -inf gives sum 0.
+  // `weights` holds count rounded up to 16 floats.
+  void (*softmax_values)(const float* scores, const int32_t* keys, int64_t count,
+                         const float* v_packed, int64_t dv_pad, float* o, float* weights,
+                         float* row_max, float* row_sum);
+};
+
+const SelectedKernels& selected_kernels(Isa isa);  // isa already resolved and supported
+const SelectedKernels& selected_kernels_scalar();
+const SelectedKernels& selected_kernels_avx2();
+const SelectedKernels& selected_kernels_avx512();
+
+}  // namespace dfss::kernels
