@@ -27,7 +27,7 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 
 SparsityPattern topk(int64_t k) { return parse_pattern("topk:" + std::to_string(k), "test"); }
 SparsityPattern dsa(int64_t k, int64_t block) {
-  return parse_pattern("dsa:" + std::to_string(k) + ",block=" + std::to_string(block), "test");
+  return parse_pattern("dsa:" + std::to_string(k) + ":block=" + std::to_string(block), "test");
 }
 
 std::vector<FeatureCase> selected_cases() {
@@ -334,14 +334,14 @@ TEST(SelectedBackward, MatchesOracleAndMaskedDense) {
 
 TEST(SelectedPattern, ParsesAndPrints) {
   EXPECT_EQ(parse_pattern("topk:256", "p").to_string(), "topk:256");
-  EXPECT_EQ(parse_pattern("dsa:256", "p").to_string(), "dsa:256,block=16");
-  EXPECT_EQ(parse_pattern("dsa:24", "p").to_string(), "dsa:24,block=8");
-  EXPECT_EQ(parse_pattern("dsa:7", "p").to_string(), "dsa:7,block=1");
-  EXPECT_EQ(parse_pattern("dsa:256,block=64", "p").to_string(), "dsa:256,block=64");
+  EXPECT_EQ(parse_pattern("dsa:256", "p").to_string(), "dsa:256:block=16");
+  EXPECT_EQ(parse_pattern("dsa:24", "p").to_string(), "dsa:24:block=8");
+  EXPECT_EQ(parse_pattern("dsa:7", "p").to_string(), "dsa:7:block=1");
+  EXPECT_EQ(parse_pattern("dsa:256:block=64", "p").to_string(), "dsa:256:block=64");
   EXPECT_EQ(parse_pattern("topk:1", "p").keep, 1);
-  for (const char* bad : {"topk:0", "topk:-3", "topk:", "topk:12x", "topk:8,block=8", "dsa:0",
-                          "dsa:64,block=3", "dsa:64,block=256", "dsa:48,block=32", "dsa:64,blk=8",
-                          "dsa:64,block=", "top:4", "topk", "dsa:99999999999999999999"}) {
+  for (const char* bad : {"topk:0", "topk:-3", "topk:", "topk:12x", "topk:8:block=8", "dsa:0",
+                          "dsa:64:block=3", "dsa:64:block=256", "dsa:48:block=32", "dsa:64:blk=8",
+                          "dsa:64:block=", "top:4", "topk", "dsa:99999999999999999999"}) {
     try {
       parse_pattern(bad, "--pattern");
       ADD_FAILURE() << bad << " was accepted";

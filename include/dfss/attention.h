@@ -74,7 +74,7 @@ const char* impl_name(AttentionImpl impl);
 //   (all of them when it sees K or fewer: then it equals dense). Additive masks are part
 //   of the scores, so a -inf-masked key is kept only when fewer than K others remain, and
 //   then carries no weight.
-// - dsa:K[,block=B], predicted sparse attention (DSA): a cheap predictor chooses the keys,
+// - dsa:K[:block=B], predicted sparse attention (DSA): a cheap predictor chooses the keys,
 //   the attention over them is exact. Keys are pooled in aligned blocks of B (a power of
 //   two, 1 to 128, dividing K; default 16, or the largest power of two dividing K when
 //   that is smaller): a block's predictor key is the fp32 mean of its
@@ -99,10 +99,10 @@ struct SparsityPattern {
   bool dense() const { return m == 0 && keep == 0; }
   bool nm() const { return m != 0; }
   bool selects_keys() const { return keep != 0; }  // topk:K or dsa:K
-  std::string to_string() const;  // "dense", "N:M", "topk:K" or "dsa:K,block=B"
+  std::string to_string() const;  // "dense", "N:M", "topk:K" or "dsa:K:block=B"
 };
 
-// Parses "dense", "N:M" with 1 <= N < M <= 8, "topk:K" or "dsa:K[,block=B]" (K >= 1; B a
+// Parses "dense", "N:M" with 1 <= N < M <= 8, "topk:K" or "dsa:K[:block=B]" (K >= 1; B a
 // power of two <= 128 dividing K, default min(16, largest power of two dividing K)); throws InvalidArgument naming
 // `argument_name` and the accepted forms otherwise.
 SparsityPattern parse_pattern(const std::string& text, const std::string& argument_name);

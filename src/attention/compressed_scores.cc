@@ -12,8 +12,10 @@ namespace dfss {
 
 CompressedScores compressed_scores(const ConstTensorView& q, const ConstTensorView& k,
                                    const ConstTensorView& v, const AttentionOptions& options) {
-  if (options.pattern.dense())
-    throw InvalidArgument("options.pattern: expected an N:M pattern for compressed scores, got dense");
+  if (!options.pattern.nm()) {
+    throw InvalidArgument("options.pattern: expected an N:M pattern for compressed scores, got " +
+                          options.pattern.to_string());
+  }
   // No output is written, so there is none to check.
   detail::AttentionProblem problem = detail::validate_problem(q, k, v, TensorView{}, options, /*check_out=*/false);
 

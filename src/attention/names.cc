@@ -31,7 +31,7 @@ std::string SparsityPattern::to_string() const {
   if (dense()) return "dense";
   if (nm()) return std::to_string(n) + ":" + std::to_string(m);
   if (!predicted) return "topk:" + std::to_string(keep);
-  return "dsa:" + std::to_string(keep) + ",block=" + std::to_string(block);
+  return "dsa:" + std::to_string(keep) + ":block=" + std::to_string(block);
 }
 
 namespace {
@@ -50,7 +50,7 @@ SparsityPattern parse_pattern(const std::string& text, const std::string& argume
   const auto fail = [&](const std::string& why) -> SparsityPattern {
     throw InvalidArgument(argument_name +
                           ": expected 'dense', 'N:M' with 1 <= N < M <= 8 (e.g. 2:4, 1:2, 2:8), "
-                          "'topk:K' or 'dsa:K[,block=B]' (K >= 1; B a power of two <= 128 "
+                          "'topk:K' or 'dsa:K[:block=B]' (K >= 1; B a power of two <= 128 "
                           "dividing K, default 16)" +
                           why + "; got '" + text + "'");
   };
@@ -61,11 +61,12 @@ SparsityPattern parse_pattern(const std::string& text, const std::string& argume
   if (head == "topk" || head == "dsa") {
     SparsityPattern pattern;
     pattern.predicted = head == "dsa";
-    const size_t comma = rest.find(',');
-    pattern.keep = parse_count(rest.substr(0, comma));
+    // ':' rather than ',' before the option: lists of patterns are comma-separated.
+    const size_t separator = rest.find(':');
+    pattern.keep = parse_count(rest.substr(0, separator));
     if (pattern.keep == 0) return fail("");
-    if (comma != std::string_view::npos) {
-      const std::string_view option = rest.substr(comma + 1);
+    if (separator != std::string_view::npos) {
+      const std::string_view option = rest.substr(separator + 1);
       if (!pattern.predicted || option.substr(0, 6) != "block=") return fail("");
       pattern.block = parse_count(option.substr(6));
     } else if (pattern.predicted) {

@@ -12,8 +12,8 @@
 
 namespace dfss::detail {
 
-// Rows per task of the fast path: 4 register tiles of Q·Kᵀ.
-inline constexpr int64_t kSelectedBlockRows = 24;
+// Rows per task of the fast path: 8 register tiles of Q·Kᵀ share each block of K.
+inline constexpr int64_t kSelectedBlockRows = 48;
 
 std::string selected_kernel_name(DType dtype, Isa isa, const SparsityPattern& pattern);
 

@@ -22,7 +22,7 @@ constexpr int64_t kSelectedGroupBytes = 32 << 20;
 
 std::string selected_kernel_name(DType dtype, Isa isa, const SparsityPattern& pattern) {
   const std::string kind = pattern.predicted ? "dsa" : "topk";
-  return std::string(dtype_name(dtype)) + "_attn_" + kind + "_r24__" + isa_name(isa);
+  return std::string(dtype_name(dtype)) + "_attn_" + kind + "_r48__" + isa_name(isa);
 }
 
 void run_selected(const AttentionProblem& p) {

@@ -37,17 +37,28 @@ SelectedLayout selected_layout(const AttentionProblem& p) {
 SlotOperands pack_selected_slot(const AttentionProblem& p, const SelectedLayout& layout, int64_t b,
                                 int64_t kv, const float* key_bias, float* dst) {
   SlotOperands slot;
-  float* k = dst;
-  float* v = k + layout.packed.k_elems;
-  pack_keys(p, layout.packed, b, kv, k);
+  float* v = dst + layout.packed.k_elems;
   pack_values(p, layout.packed, b, kv, v);
-  slot.k = k;
   slot.v = v;
-  if (!p.pattern.predicted) return slot;
-  // Predictor keys: the fp32 mean of each block's present keys, summed in key order; the
-  // largest key bias of the block (-inf for blocks without a present key).
+  if (!p.pattern.predicted) {
+    pack_keys(p, layout.packed, b, kv, dst);
+    slot.k = dst;
+    return slot;
+  }
   float* pooled = v + layout.packed.v_elems;
   float* pooled_bias = pooled + layout.pooled_pad * p.d;
+  float* k = pooled_bias + layout.pooled_pad;  // [d][128] blocks, regrouped below
+  pack_keys(p, layout.packed, b, kv, k);
+  // dsa reads single groups of keys: lanes keys with their d values in one run.
+  const int64_t lanes = layout.selected->lanes;
+  for (int64_t group = 0; group < layout.packed.lk_pad / lanes; ++group) {
+    const float* from = k + group * lanes / kKeyBlock * p.d * kKeyBlock + group * lanes % kKeyBlock;
+    float* to = dst + group * p.d * lanes;
+    for (int64_t x = 0; x < p.d; ++x) std::copy_n(from + x * kKeyBlock, lanes, to + x * lanes);
+  }
+  slot.k = dst;
+  // Predictor keys: the fp32 mean of each block's present keys, summed in key order; the
+  // largest key bias of the block (-inf for blocks without a present key).
   const int64_t present = keys_present(p, b), block = layout.block;
   std::fill(pooled, pooled + layout.pooled_pad * p.d, 0.0f);
   for (int64_t c = 0; c < layout.pooled_pad; ++c) {
@@ -109,14 +120,9 @@ void RowSelector::select(int64_t b, int64_t h, int64_t row0, int64_t rows, const
 
   // Q·Kᵀ dot products of the block: with every key (topk) or every predictor key (dsa).
   const int64_t columns = p_.pattern.predicted ? layout.pooled_pad : g.lk_pad;
-  kernels::UnfusedArgs args;
-  args.q_packed = q_packed_.get();
-  args.rows = rows;
-  args.k_packed = p_.pattern.predicted ? slot.pooled_k : slot.k;
-  args.lk_pad = columns;
-  args.d = p_.d;
-  args.scores = scores_.get();
-  layout.attention->unfused_scores(args, 0, (rows + kTileRows - 1) / kTileRows);
+  layout.selected->score_tiles(q_packed_.get(), (rows + kTileRows - 1) / kTileRows,
+                               p_.pattern.predicted ? slot.pooled_k : slot.k, p_.d,
+                               columns / kKeyBlock, scores_.get(), columns);
 
   int64_t bias_stride = 0;
   const float* bias = key_bias;

@@ -18,7 +18,7 @@ namespace dfss::detail {
 
 // Sizes of the packed operands of one (batch, key/value head).
 struct SelectedLayout {
-  const kernels::AttentionKernels* attention;  // f32-format table: its Q·Kᵀ tiles
+  const kernels::AttentionKernels* attention;  // the f32-format table, for its packing
   const kernels::TopkKernels* topk;
   const kernels::SelectedKernels* selected;
   PackedGeometry packed;    // K [d][128] blocks and V [Lk_pad + 1][dv_pad], f32
@@ -26,15 +26,19 @@ struct SelectedLayout {
   int64_t pooled_pad = 0;   // dsa: predictor keys, rounded up to 128 (0 for topk)
   int64_t keep_stride = 0;  // kept keys per row at most: min(K, Lk)
   int64_t d = 0;
-  // Floats of one packed (batch, key/value head): K, V, pooled K [d][128] blocks and bias.
-  int64_t slot_floats() const { return packed.k_elems + packed.v_elems + pooled_pad * (d + 1); }
+  // Floats of one packed (batch, key/value head): K, V, and for dsa the pooled keys
+  // ([d][128] blocks), their bias and K again in [d][128] blocks (packing scratch).
+  int64_t slot_floats() const {
+    return packed.k_elems + packed.v_elems +
+           (pooled_pad > 0 ? pooled_pad * (d + 1) + packed.k_elems : 0);
+  }
 };
 SelectedLayout selected_layout(const AttentionProblem& problem);
 
 // The operands of one (batch, key/value head), packed by pack_selected_slot into `slot_floats()`
 // floats: K, V, and for dsa the pooled predictor keys and their per-batch bias.
 struct SlotOperands {
-  const float* k = nullptr;
+  const float* k = nullptr;  // topk: [d][128] blocks (Q·Kᵀ tiles); dsa: grouped by lanes (key_dots)
   const float* v = nullptr;
   const float* pooled_k = nullptr;
   const float* pooled_bias = nullptr;  // [pooled_pad]: largest key bias of each block

@@ -46,8 +46,10 @@ void add_attention_options(CLI::App& command, AttentionArgs& args) {
       ->type_name("OUT.npy");
   command
       .add_option("--pattern", args.pattern,
-                  "score sparsity: dense, or N:M (keep the N largest of every M keys, "
-                  "1 <= N < M <= 8, e.g. 2:4, 1:2)")
+                  "score sparsity: dense; N:M (keep the N largest of every M keys, "
+                  "1 <= N < M <= 8, e.g. 2:4, 1:2); topk:K (the K largest per query row); "
+                  "dsa:K[:block=B] (K keys per row in blocks of B chosen by a pooled-key "
+                  "predictor, e.g. dsa:256, dsa:256:block=64)")
       ->capture_default_str();
   command
       .add_option("--scores-out", args.scores_out,
@@ -127,9 +129,11 @@ void run_attention(const AttentionArgs& args, Isa isa) {
   require_threads_arg(args.threads);
   if (args.has_scale) options.scale = args.scale;
   options.pattern = parse_pattern(args.pattern, "--pattern");
-  if (!args.scores_out.empty() && options.pattern.dense()) {
+  if (!args.scores_out.empty() && !options.pattern.nm()) {
     throw InvalidArgument("--scores-out: needs an N:M --pattern (e.g. --pattern 2:4); got '" +
-                          args.pattern + "', which prunes no scores");
+                          args.pattern + "', " +
+                          (options.pattern.dense() ? "which prunes no scores"
+                                                   : "whose kept keys are not N:M groups"));
   }
   // The outputs are checked before the work, and committed together after it.
   io::OutputSet outputs;

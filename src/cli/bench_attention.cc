@@ -21,6 +21,7 @@
 #include "cli/npy_inputs.h"
 #include "dfss/compressed_scores.h"
 #include "dfss/errors.h"
+#include "dfss/selected_keys.h"
 #include "dfss/version.h"
 #include "io/atomic_file.h"
 #include "kernels/peak/peak.h"
@@ -98,7 +99,8 @@ void in_cli_terms(Call&& call) {
 void check_unfused_sizes(const std::vector<int64_t>& seqs,
                          const std::vector<std::pair<AttentionImpl, SparsityPattern>>& pairs) {
   for (const auto& [impl, pattern] : pairs) {
-    if (impl != AttentionImpl::unfused) continue;
+    // The key-selecting patterns have one implementation, without an L x L buffer.
+    if (impl != AttentionImpl::unfused || pattern.selects_keys()) continue;
     for (int64_t seq : seqs) {
       const double keys = pattern.dense()
                               ? static_cast<double>(seq)
@@ -173,12 +175,109 @@ double sampled_max_abs_error(const BenchInputs& inputs, DType dtype, const float
   return max_error;
 }
 
+// ||out - dense|| / ||dense|| (Euclidean norms over the sampled rows of every head): how far a
+// sparse pattern's output is from dense attention's.
+double sampled_dense_relative_error(const BenchInputs& inputs, DType dtype, const float* out,
+                                    const AttentionOptions& timed) {
+  const auto [batch, heads, seq, dim] = inputs.shape;
+  const int64_t samples = std::min(seq, kSampledRows);
+  AttentionOptions options = timed;
+  options.impl = AttentionImpl::reference;
+  options.causal = false;
+  options.pattern = {};
+  std::vector<float> expected(static_cast<size_t>(batch * heads * dim));
+  double difference = 0.0, norm = 0.0;
+  for (int64_t s = 0; s < samples; ++s) {
+    const int64_t row = sampled_row(s, samples, seq);
+    const int64_t keys = timed.causal ? row + 1 : seq;
+    attention(rows(inputs.q_view(dtype), row, 1), rows(inputs.k_view(dtype), 0, keys),
+              rows(inputs.v_view(dtype), 0, keys),
+              mutable_view(expected.data(), {batch, heads, 1, dim}), options);
+    for (int64_t bh = 0; bh < batch * heads; ++bh) {
+      for (int64_t c = 0; c < dim; ++c) {
+        const double want = expected[bh * dim + c];
+        const double error = static_cast<double>(out[(bh * seq + row) * dim + c]) - want;
+        difference += error * error;
+        norm += want * want;
+      }
+    }
+  }
+  return norm == 0.0 ? std::sqrt(difference) : std::sqrt(difference / norm);
+}
+
 // Mean, over the sampled query rows of sampled_max_abs_error and every (batch, head), of
 // the dense softmax probability mass on the entries `timed.pattern` keeps (1 for dense).
 // The kept set comes from compressed_scores, so it is exactly the kernels' selection; the
 // dense probabilities are computed in double from the same inputs. Under the causal rule
 // the keys are cut to row + 1 as for the error: the hidden keys would be -inf and so
 // behave like the padding of a partial last group.
+// The dense softmax probabilities (double) of query row `row` of head bh over its first
+// `keys` keys.
+std::vector<double> dense_probabilities(const BenchInputs& inputs, DType dtype, int64_t bh,
+                                        int64_t row, int64_t keys, double scale) {
+  const int64_t seq = inputs.shape[2], dim = inputs.shape[3];
+  std::vector<double> scores(static_cast<size_t>(keys));
+  double max_score = -INFINITY;
+  for (int64_t j = 0; j < keys; ++j) {
+    double dot = 0.0;
+    for (int64_t c = 0; c < dim; ++c) {
+      dot += BenchInputs::at(dtype, inputs.q, inputs.q16, (bh * seq + row) * dim + c) *
+             BenchInputs::at(dtype, inputs.k, inputs.k16, (bh * seq + j) * dim + c);
+    }
+    scores[j] = scale * dot;
+    max_score = std::max(max_score, scores[j]);
+  }
+  double sum = 0.0;
+  for (double& score : scores) sum += (score = std::exp(score - max_score));
+  for (double& score : scores) score /= sum;
+  return scores;
+}
+
+// The selection statistics of a key-selecting pattern on the sampled rows (see
+// sampled_kept_mass): kept_mass, and the recall of the kept set against exact top-K (the
+// share of topk:K's keys that the pattern keeps; 1 for topk:K itself).
+struct SelectionStats {
+  double kept_mass = 0.0, recall = 0.0;
+};
+SelectionStats sampled_selection_stats(const BenchInputs& inputs, DType dtype,
+                                       const AttentionOptions& timed) {
+  const auto [batch, heads, seq, dim] = inputs.shape;
+  const int64_t samples = std::min(seq, kSampledRows);
+  AttentionOptions options = timed;
+  options.causal = false;
+  AttentionOptions exact = options;
+  exact.pattern = parse_pattern("topk:" + std::to_string(timed.pattern.keep), "--pattern");
+  const double scale = timed.scale ? *timed.scale : 1.0 / std::sqrt(static_cast<double>(dim));
+  SelectionStats stats;
+  for (int64_t s = 0; s < samples; ++s) {
+    const int64_t row = sampled_row(s, samples, seq);
+    const int64_t keys = timed.causal ? row + 1 : seq;
+    const ConstTensorView q = rows(inputs.q_view(dtype), row, 1);
+    const ConstTensorView k = rows(inputs.k_view(dtype), 0, keys);
+    const ConstTensorView v = rows(inputs.v_view(dtype), 0, keys);
+    const SelectedKeys kept = selected_keys(q, k, v, options);
+    const SelectedKeys best = selected_keys(q, k, v, exact);
+    for (int64_t bh = 0; bh < batch * heads; ++bh) {
+      const std::vector<double> p = dense_probabilities(inputs, dtype, bh, row, keys, scale);
+      std::vector<char> in_kept(static_cast<size_t>(keys), 0);
+      for (int64_t t = 0; t < kept.counts[static_cast<size_t>(bh)]; ++t) {
+        const int32_t j = kept.keys[static_cast<size_t>(bh * kept.stride + t)];
+        in_kept[static_cast<size_t>(j)] = 1;
+        stats.kept_mass += p[static_cast<size_t>(j)];
+      }
+      const int64_t wanted = best.counts[static_cast<size_t>(bh)];
+      int64_t found = 0;
+      for (int64_t t = 0; t < wanted; ++t)
+        found += in_kept[static_cast<size_t>(best.keys[static_cast<size_t>(bh * best.stride + t)])];
+      stats.recall += wanted == 0 ? 1.0 : static_cast<double>(found) / static_cast<double>(wanted);
+    }
+  }
+  const auto rows_seen = static_cast<double>(samples * batch * heads);
+  stats.kept_mass /= rows_seen;
+  stats.recall /= rows_seen;
+  return stats;
+}
+
 double sampled_kept_mass(const BenchInputs& inputs, DType dtype, const AttentionOptions& timed) {
   if (timed.pattern.dense()) return 1.0;
   const auto [batch, heads, seq, dim] = inputs.shape;
@@ -251,6 +350,8 @@ BenchResult run_case(const BenchCase& config, const BenchSetup& setup, const Ben
   result.gflops = attention_flops(setup, config.seq) / (result.ms * 1e-3) * 1e-9;
   result.pct_peak = 100.0 * result.gflops / peak_gflops;
   result.max_abs_err = sampled_max_abs_error(inputs, config.dtype, out.data(), options);
+  if (!config.pattern.dense())
+    result.dense_rel_err = sampled_dense_relative_error(inputs, config.dtype, out.data(), options);
   return result;
 }
 
@@ -307,8 +408,7 @@ void check_configuration(const BenchSetup& setup,
 void set_speedups(std::vector<BenchResult>& group) {
   const auto find = [&](AttentionImpl impl, SparsityPattern pattern) -> const BenchResult* {
     for (const BenchResult& r : group) {
-      if (r.config.impl == impl && r.config.pattern.n == pattern.n &&
-          r.config.pattern.m == pattern.m) {
+      if (r.config.impl == impl && r.config.pattern.to_string() == pattern.to_string()) {
         return &r;
       }
     }
@@ -342,8 +442,9 @@ void add_bench_attention_options(CLI::App& command, BenchAttentionArgs& args) {
       ->capture_default_str();
   command
       .add_option("--pattern", args.patterns,
-                  "dense and/or N:M sparsity patterns (e.g. 2:4, 1:2), comma-separated; fused "
-                  "dense also runs when another pattern is asked for, as the speedup baseline")
+                  "dense, N:M (e.g. 2:4, 1:2), topk:K and dsa:K[:block=B] patterns, "
+                  "comma-separated; fused dense also runs when another pattern is asked for, as "
+                  "the speedup baseline")
       ->delimiter(',')
       ->capture_default_str();
   command.add_option("--threads", args.threads, "0: OpenMP's default")
@@ -400,9 +501,10 @@ void run_bench_attention(const BenchAttentionArgs& args, Isa isa) {
   std::printf("peak (FMA loop, %d threads): fp32 %.1f GFLOP/s", setup.threads, peak_f32);
   if (any_bf16) std::printf(", bf16 %.1f GFLOP/s", peak_bf16);
   std::printf(
-      "\nFLOPs = 4*B*H*L*L*d (dense-equivalent for N:M too); error = max |out - reference with "
-      "the same pattern| and kept_mass = mean dense softmax mass kept, on %lld query rows per "
-      "head; vs_dense = fused dense ms / ms\n",
+      "\nFLOPs = 4*B*H*L*L*d (dense-equivalent for sparse patterns too); max_abs_err = max "
+      "|out - reference with the same pattern|, err_vs_dense = ||out - dense|| / ||dense||, "
+      "kept_mass = mean dense softmax mass kept, recall = share of exact top-K keys kept, on "
+      "%lld query rows per head; vs_dense = fused dense ms / ms\n",
       static_cast<long long>(kSampledRows));
   for (const auto& [impl, pattern] : pairs) {
     for (DType dtype : dtypes) {
@@ -422,7 +524,7 @@ void run_bench_attention(const BenchAttentionArgs& args, Isa isa) {
       // Rows of one (L, dtype) group are printed together, once the baselines that the
       // speedups refer to are known.
       std::vector<BenchResult> group;
-      std::map<std::string, double> kept_mass;  // by pattern: the same for every impl
+      std::map<std::string, SelectionStats> selection;  // by pattern: the same for every impl
       for (const auto& [impl, pattern] : pairs) {
         const BenchCase config{impl, dtype, seq, pattern};
         BenchResult result;
@@ -431,15 +533,18 @@ void run_bench_attention(const BenchAttentionArgs& args, Isa isa) {
                             dtype == DType::bf16 ? peak_bf16 : peak_f32, out);
         });
         const std::string key = pattern.to_string();
-        if (!kept_mass.contains(key)) {
+        if (!selection.contains(key)) {
           AttentionOptions options;
           options.pattern = pattern;
           options.causal = setup.causal;
           options.threads = setup.threads;
           options.isa = setup.isa;
-          kept_mass[key] = sampled_kept_mass(inputs, dtype, options);
+          selection[key] = pattern.selects_keys()
+                               ? sampled_selection_stats(inputs, dtype, options)
+                               : SelectionStats{sampled_kept_mass(inputs, dtype, options), 1.0};
         }
-        result.kept_mass = kept_mass[key];
+        result.kept_mass = selection[key].kept_mass;
+        if (pattern.selects_keys()) result.recall = selection[key].recall;
         group.push_back(result);
       }
       set_speedups(group);

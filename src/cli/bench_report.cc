@@ -24,7 +24,7 @@ struct Column {
 const std::vector<Column>& columns() {
   static const std::vector<Column> table = {
       {"impl", -8, [](const BenchResult& r) { return std::string(impl_name(r.config.impl)); }},
-      {"pattern", -7, [](const BenchResult& r) { return r.config.pattern.to_string(); }},
+      {"pattern", -16, [](const BenchResult& r) { return r.config.pattern.to_string(); }},
       {"dtype", -5,
        [](const BenchResult& r) { return std::string(dtype_arg_name(r.config.dtype)); }},
       {"L", 6, [](const BenchResult& r) { return std::to_string(r.config.seq); }},
@@ -42,6 +42,12 @@ const std::vector<Column>& columns() {
        }},
       {"kept_mass", 9, [](const BenchResult& r) { return format("%.4f", r.kept_mass); }},
       {"max_abs_err", 12, [](const BenchResult& r) { return format("%.2e", r.max_abs_err); }},
+      {"err_vs_dense", 12,
+       [](const BenchResult& r) {
+         return r.dense_rel_err ? format("%.2e", *r.dense_rel_err) : std::string("-");
+       }},
+      {"recall", 6,
+       [](const BenchResult& r) { return r.recall ? format("%.4f", *r.recall) : std::string("-"); }},
   };
   return table;
 }
@@ -90,6 +96,8 @@ nlohmann::json results_json(const std::vector<BenchResult>& results, const Bench
          r.speedup_vs_dense_fused ? nlohmann::json(*r.speedup_vs_dense_fused) : nlohmann::json()},
         {"kept_mass", r.kept_mass},
         {"max_abs_err", r.max_abs_err},
+        {"err_vs_dense", r.dense_rel_err ? nlohmann::json(*r.dense_rel_err) : nlohmann::json()},
+        {"recall", r.recall ? nlohmann::json(*r.recall) : nlohmann::json()},
         {"threads", setup.threads},
         {"batch", setup.batch},
         {"heads", setup.heads},

@@ -1,10 +1,21 @@
 // The key-selecting attention kernels, written once and compiled per ISA (DFSS_KERNEL_NS
-// and the vec_<isa>-inl.h operations, as for the attention kernels).
+// and the vec_<isa>-inl.h operations, as for the attention kernels). Included after
+// attention-inl.h, whose fp32 Q·Kᵀ tile (F32Tile::scores) it reuses, so that scores are the
+// same fma chain as every other path's.
 
 namespace dfss::kernels::DFSS_KERNEL_NS {
 
-inline constexpr int64_t kSelectedKeyBlock = 128;  // keys per packed K block ([d][128])
 inline constexpr float kSelectedLog2e = 1.44269504088896341f;
+
+// Key block outer, query tiles inner: a packed K block (32 KiB at d = 64) is read once from
+// memory for all the tiles of the block of rows.
+inline void selected_score_tiles(const float* q_tiles, int64_t tiles, const float* k_packed,
+                                 int64_t d, int64_t key_blocks, float* scores, int64_t stride) {
+  for (int64_t kb = 0; kb < key_blocks; ++kb)
+    for (int64_t t = 0; t < tiles; ++t)
+      F32Tile::scores(q_tiles + t * F32Tile::q_tile_elems(d), k_packed + kb * F32Tile::k_block_elems(d),
+                      d, scores + t * R * stride + kb * KB, stride);
+}
 
 inline void selected_finish_scores(float* row, const float* bias, float scale, int64_t begin,
                                    int64_t end, int64_t length) {
@@ -20,31 +31,29 @@ inline void selected_finish_scores(float* row, const float* bias, float scale, i
 
 // N groups at once: N independent fma chains hide the fma latency.
 template <int N>
-inline void selected_group_dots(const float* q, int64_t q_stride, const float* k_packed, int64_t d,
-                                const int32_t* groups, float* out) {
+inline void selected_group_dots(const float* q, int64_t q_stride, const float* k_grouped,
+                                int64_t d, const int32_t* groups, float* out) {
   const float* column[N];
   Reg acc[N];
   for (int g = 0; g < N; ++g) {
-    const int64_t key = groups[g];
-    column[g] = k_packed + key / kSelectedKeyBlock * d * kSelectedKeyBlock + key % kSelectedKeyBlock;
+    column[g] = k_grouped + groups[g] / kLanes * d * kLanes;
     acc[g] = vzero();
   }
   for (int64_t c = 0; c < d; ++c) {
     const Reg qc = vbroadcast(q + c * q_stride);
-    for (int g = 0; g < N; ++g)
-      acc[g] = vfmadd(qc, vload(column[g] + c * kSelectedKeyBlock), acc[g]);
+    for (int g = 0; g < N; ++g) acc[g] = vfmadd(qc, vload(column[g] + c * kLanes), acc[g]);
   }
   for (int g = 0; g < N; ++g) vstore(out + g * kLanes, acc[g]);
 }
 
-inline void selected_key_dots(const float* q, int64_t q_stride, const float* k_packed, int64_t d,
+inline void selected_key_dots(const float* q, int64_t q_stride, const float* k_grouped, int64_t d,
                               const int32_t* groups, int64_t group_count, float* out) {
   constexpr int kBatch = kLanes == 16 ? 6 : 8;
   int64_t g = 0;
   for (; g + kBatch <= group_count; g += kBatch)
-    selected_group_dots<kBatch>(q, q_stride, k_packed, d, groups + g, out + g * kLanes);
+    selected_group_dots<kBatch>(q, q_stride, k_grouped, d, groups + g, out + g * kLanes);
   for (; g < group_count; ++g)
-    selected_group_dots<1>(q, q_stride, k_packed, d, groups + g, out + g * kLanes);
+    selected_group_dots<1>(q, q_stride, k_grouped, d, groups + g, out + g * kLanes);
 }
 
 // o[C vectors] += Σ_j weights[j] v_{keys[j]} over the columns [c0, c0 + C * kLanes).
@@ -104,7 +113,7 @@ inline void selected_softmax_values(const float* scores, const int32_t* keys, in
 }
 
 inline SelectedKernels make_selected_kernels(const char* name) {
-  return {name, kLanes, &selected_finish_scores, &selected_key_dots, &selected_softmax_values};
+  return {name, kLanes, &selected_score_tiles, &selected_finish_scores, &selected_key_dots, &selected_softmax_values};
 }
 
 }  // namespace dfss::kernels::DFSS_KERNEL_NS

@@ -6,11 +6,13 @@
 #include <cstdint>
 #include <limits>
 
+#include "kernels/attention/attention_common.h"
 #include "kernels/selected/selected_kernels.h"
 
 #define DFSS_KERNEL_NS avx2
 #include "kernels/simd/vec_avx2-inl.h"
 // clang-format off
+#include "kernels/attention/attention-inl.h"
 #include "kernels/selected/selected-inl.h"
 // clang-format on
 

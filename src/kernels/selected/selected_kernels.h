@@ -1,8 +1,7 @@
 // Interface between the key-selecting attention patterns (topk:K, dsa:K; src/attention/
-// selected_*.cc) and their per-ISA kernels: the per-row passes over scores and the
-// gathers of key and value rows. The Q·Kᵀ tiles themselves are the unfused attention
-// kernels' (the same fma chain, so kept sets agree with the reference); the selection is
-// top-k's.
+// selected_*.cc) and their per-ISA kernels: Q·Kᵀ over blocks of rows (the attention
+// kernels' register tile, so kept sets agree with the reference), the per-row passes over
+// scores and the gathers of key and value rows. The selection itself is top-k's.
 #pragma once
 
 #include <cstdint>
@@ -14,13 +13,18 @@ namespace dfss::kernels {
 struct SelectedKernels {
   const char* name;
   int lanes;  // keys per group in key_dots
+  // Dot products of `tiles` packed 6-row Q tiles ([d][6] f32 each) with key_blocks packed K
+  // blocks ([d][128] f32): scores[(6t + r) * stride + key], fused multiply-adds in d order.
+  void (*score_tiles)(const float* q_tiles, int64_t tiles, const float* k_packed, int64_t d,
+                      int64_t key_blocks, float* scores, int64_t stride);
   // row[j] = fma(row[j], scale, bias[j]) for j in [begin, end), -inf elsewhere in [0, length).
   void (*finish_scores)(float* row, const float* bias, float scale, int64_t begin, int64_t end,
                         int64_t length);
   // The q·k dot products of one query row (q[c * q_stride], c < d) with the `lanes` keys
-  // starting at each groups[g] (a multiple of lanes) of K packed as f32 blocks [d][128]:
+  // starting at each groups[g] (a multiple of lanes) of K grouped by lanes, [Lk/lanes][d]
+  // [lanes] f32 (a group's keys are one contiguous run of memory):
   // out[g * lanes + l] = Σ_c q_c k_{groups[g] + l, c}, fused multiply-adds in c order.
-  void (*key_dots)(const float* q, int64_t q_stride, const float* k_packed, int64_t d,
+  void (*key_dots)(const float* q, int64_t q_stride, const float* k_grouped, int64_t d,
                    const int32_t* groups, int64_t group_count, float* out);
   // Softmax over `count` kept scores and the weighted sum of their rows of V (packed
   // [keys][dv_pad] f32): o[dv_pad] = Σ e^(s_j - max) v_{keys[j]} (unnormalized), *row_max
