@@ -1,4 +1,4 @@
-"""dfss: fast CPU attention kernels (dense flash-style and N:M sparse) for PyTorch.
+"""dfss: fast CPU attention kernels (dense flash-style, N:M, top-k and DSA sparse) for PyTorch.
 
     import dfss
     out = dfss.attention(q, k, v, attn_mask=None, is_causal=False, scale=None,
@@ -9,10 +9,10 @@ See docs/python.md.
 """
 
 from . import _C
-from ._ops import attention, attention_bwd, attention_fwd
+from ._ops import attention, attention_bwd, attention_fwd, selected_keys
 
 __version__ = _C.__version__
-__all__ = ["attention", "attention_fwd", "attention_bwd", "isa", "kernel_name",
+__all__ = ["attention", "attention_fwd", "attention_bwd", "selected_keys", "isa", "kernel_name",
            "measure_peak_gflops"]
 
 

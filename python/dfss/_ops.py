@@ -35,7 +35,7 @@ def _key_padding_args(key_padding: Optional[torch.Tensor]):
 # The ops. Arguments are already validated and normalized by dfss.attention:
 #   key_padding: None or additive fp32 [B, Lk] with unit column stride
 #   score_mask:  None or additive fp32 [B, Hq, Lq, Lk] (zero strides broadcast)
-#   sparsity:    "dense" or "N:M"
+#   sparsity:    "dense", "N:M", "topk:K" or "dsa:K:block=B" (canonical form)
 # --------------------------------------------------------------------------------------
 
 
@@ -147,23 +147,62 @@ def _check_tensor(t, name: str) -> None:
 
 
 _PATTERN = re.compile(r"(-?[0-9]+):(-?[0-9]+)")
+_COUNT = re.compile(r"-?[0-9]+")
+_INT64_MAX = 2**63 - 1
+_DSA_DEFAULT_BLOCK = 16
+_DSA_MAX_BLOCK = 128
+
+
+def _parse_count(text: str) -> int:
+    """A positive int64 written in full (as the C++ parser's from_chars), else 0."""
+    if not _COUNT.fullmatch(text):
+        return 0
+    value = int(text)
+    return value if 0 < value <= _INT64_MAX else 0
 
 
 def _normalize_sparsity(sparsity) -> str:
-    """"dense" or "N:M"; the same rule and message as the C++ dfss::parse_pattern (kept in
-    Python so that torch.compile traces it; tests check that both agree)."""
+    """"dense", "N:M", "topk:K" or "dsa:K[:block=B]"; the same rule, canonical form and message
+    as the C++ dfss::parse_pattern (kept in Python so that torch.compile traces it; tests check
+    that both agree)."""
     if sparsity is None:
         return "dense"
     if not isinstance(sparsity, str):
         raise TypeError(
-            f"sparsity: expected None, \"dense\" or an \"N:M\" string, got {type(sparsity).__name__}")
+            f"sparsity: expected None or a pattern string (\"dense\", \"N:M\", \"topk:K\", "
+            f"\"dsa:K\"), got {type(sparsity).__name__}")
     if sparsity == "dense":
         return sparsity
+
+    def fail(why: str = ""):
+        return ValueError(
+            "sparsity: expected 'dense', 'N:M' with 1 <= N < M <= 8 (e.g. 2:4, 1:2, 2:8), "
+            "'topk:K' or 'dsa:K[:block=B]' (K >= 1; B a power of two <= 128 dividing K, default "
+            f"16){why}; got '{sparsity}'")
+
+    head, colon, rest = sparsity.partition(":")
+    if not colon:
+        raise fail()
+    if head in ("topk", "dsa"):
+        predicted = head == "dsa"
+        count, separator, option = rest.partition(":")
+        keep = _parse_count(count)
+        if keep == 0:
+            raise fail()
+        block = 1
+        if separator:
+            if not predicted or not option.startswith("block="):
+                raise fail()
+            block = _parse_count(option[6:])
+        elif predicted:
+            block = min(_DSA_DEFAULT_BLOCK, keep & -keep)
+        if block < 1 or block > _DSA_MAX_BLOCK or block & (block - 1) or keep % block:
+            raise fail(f" (block {block})")
+        return f"dsa:{keep}:block={block}" if predicted else f"topk:{keep}"
     match = _PATTERN.fullmatch(sparsity)
     if match and 1 <= int(match[1]) < int(match[2]) <= 8:
         return f"{int(match[1])}:{int(match[2])}"
-    raise ValueError(f"sparsity: expected 'dense' or 'N:M' with 1 <= N < M <= 8 (e.g. 2:4, 1:2, "
-                     f"2:8); got '{sparsity}'")
+    raise fail()
 
 
 def _normalize_mask(attn_mask: torch.Tensor, shape4: tuple[int, int, int, int]):
@@ -204,36 +243,10 @@ def _normalize_mask(attn_mask: torch.Tensor, shape4: tuple[int, int, int, int]):
     return None, mask4.expand(expected)
 
 
-def attention(
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attn_mask: Optional[torch.Tensor] = None,
-    dropout_p: float = 0.0,
-    is_causal: bool = False,
-    scale: Optional[float] = None,
-    enable_gqa: bool = False,
-    *,
-    sparsity: Optional[str] = None,
-    window: Optional[int] = None,
-    return_lse: bool = False,
-):
-    """Scaled dot-product attention on the CPU, with torch SDPA's argument conventions.
-
-    query [B, Hq, Lq, d], key [B, Hkv, Lk, d], value [B, Hkv, Lk, dv]: any strides, all
-    float32 or all bfloat16; returns out [B, Hq, Lq, dv] in their dtype (and, with
-    return_lse=True, also the fp32 log-sum-exp [B, Hq, Lq] of each row's softmax).
-
-    attn_mask: bool (True = attend) or additive float, broadcastable to [B, Hq, Lq, Lk].
-    is_causal: query i sees keys j <= i + Lk - Lq (bottom-right aligned; the same as SDPA's
-        top-left alignment when Lq == Lk, and what a KV-cache decode step needs).
-    window: sliding window; query i sees only keys j > i + Lk - Lq - window.
-    enable_gqa: must be True when Hkv < Hq (as for SDPA); K/V heads are never copied.
-    sparsity: None or "dense", or "N:M" (1 <= N < M <= 8): in each aligned group of M keys
-        only the N largest scores of a row are kept (DFSS).
-    dropout_p: must be 0 (no dropout is implemented).
-    A row that sees no key gives zeros. See docs/python.md.
-    """
+def _prepare(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa, sparsity,
+             window):
+    """Checks dfss.attention's arguments; returns (key_padding, score_mask, scale, window,
+    pattern) as the ops take them."""
     for t, name in ((query, "query"), (key, "key"), (value, "value")):
         _check_tensor(t, name)
     for t, name in ((query, "query"), (key, "key"), (value, "value")):
@@ -288,6 +301,81 @@ def attention(
     if attn_mask is not None:
         key_padding, score_mask = _normalize_mask(attn_mask, (batch, heads, lq, lk))
 
+    return key_padding, score_mask, scale, window, pattern
+
+
+def attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attn_mask: Optional[torch.Tensor] = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: Optional[float] = None,
+    enable_gqa: bool = False,
+    *,
+    sparsity: Optional[str] = None,
+    window: Optional[int] = None,
+    return_lse: bool = False,
+):
+    """Scaled dot-product attention on the CPU, with torch SDPA's argument conventions.
+
+    query [B, Hq, Lq, d], key [B, Hkv, Lk, d], value [B, Hkv, Lk, dv]: any strides, all
+    float32 or all bfloat16; returns out [B, Hq, Lq, dv] in their dtype (and, with
+    return_lse=True, also the fp32 log-sum-exp [B, Hq, Lq] of each row's softmax).
+
+    attn_mask: bool (True = attend) or additive float, broadcastable to [B, Hq, Lq, Lk].
+    is_causal: query i sees keys j <= i + Lk - Lq (bottom-right aligned; the same as SDPA's
+        top-left alignment when Lq == Lk, and what a KV-cache decode step needs).
+    window: sliding window; query i sees only keys j > i + Lk - Lq - window.
+    enable_gqa: must be True when Hkv < Hq (as for SDPA); K/V heads are never copied.
+    sparsity: None or "dense"; "N:M" (1 <= N < M <= 8): in each aligned group of M keys
+        only the N largest scores of a row are kept (DFSS); "topk:K": each query row keeps
+        its K largest scores; "dsa:K[:block=B]": each row keeps K keys in blocks of B chosen
+        by a pooled-key predictor, then attends exactly over them. Gradients flow through
+        the kept entries only (see docs/python.md).
+    dropout_p: must be 0 (no dropout is implemented).
+    A row that sees no key gives zeros. See docs/python.md.
+    """
+    key_padding, score_mask, scale, window, pattern = _prepare(
+        query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa, sparsity, window)
     out, lse = attention_fwd(query, key, value, key_padding, score_mask, scale, is_causal,
                              window, pattern)
     return (out, lse) if return_lse else out
+
+
+def selected_keys(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attn_mask: Optional[torch.Tensor] = None,
+    is_causal: bool = False,
+    scale: Optional[float] = None,
+    enable_gqa: bool = False,
+    *,
+    sparsity: str,
+    window: Optional[int] = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The keys each query row keeps under sparsity "topk:K" or "dsa:K[:block=B]", exactly
+    as dfss.attention selects them (same arguments): (keys, counts) with keys int64
+    [B, Hq, Lq, min(K, Lk)] (increasing, -1 past counts) and counts int64 [B, Hq, Lq]. For
+    analysis, e.g. the recall of dsa's predictor against topk."""
+    key_padding, score_mask, scale, window, pattern = _prepare(
+        query, key, value, attn_mask, 0.0, is_causal, scale, enable_gqa, sparsity, window)
+    if not pattern.startswith(("topk:", "dsa:")):
+        raise ValueError(f"sparsity: expected 'topk:K' or 'dsa:K[:block=B]' for selected_keys, "
+                         f"got '{pattern}'")
+    key_padding_ptr, key_padding_stride = _key_padding_args(key_padding)
+    stride, keys, counts = _C.selected_keys(
+        _spec(query), _spec(key), _spec(value), key_padding_ptr, key_padding_stride,
+        None if score_mask is None else _spec(score_mask, "f32"), scale, is_causal, window,
+        torch.get_num_threads(), pattern)
+    batch, heads, lq, _ = query.shape
+
+    def tensor(data: bytes, dtype) -> torch.Tensor:  # frombuffer refuses an empty buffer
+        return torch.frombuffer(bytearray(data), dtype=dtype) if data else torch.empty(0, dtype=dtype)
+
+    counts = tensor(counts, torch.int64).reshape(batch, heads, lq)
+    keys = tensor(keys, torch.int32).to(torch.int64).reshape(batch, heads, lq, stride)
+    keys[torch.arange(stride).expand_as(keys) >= counts.unsqueeze(-1)] = -1
+    return keys, counts

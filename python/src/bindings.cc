@@ -18,6 +18,7 @@
 #include "dfss/compressed_scores.h"
 #include "dfss/cpu.h"
 #include "dfss/errors.h"
+#include "dfss/selected_keys.h"
 #include "dfss/version.h"
 #include "kernels/peak/peak.h"
 
@@ -110,6 +111,27 @@ py::tuple compressed_scores(const Spec& q, const Spec& k, const Spec& v, uintptr
                                   scores.values.size() * sizeof(float)));
 }
 
+// The kept keys of topk:K / dsa:K as the library selects them: (stride, int32 keys
+// [B, H, Lq, stride] and int64 counts [B, H, Lq], both as bytes). For tests and analysis.
+py::tuple selected_keys(const Spec& q, const Spec& k, const Spec& v, uintptr_t key_padding,
+                        int64_t key_padding_stride, const std::optional<Spec>& score_mask,
+                        std::optional<float> scale, bool causal, int64_t window, int threads,
+                        const std::string& sparsity) {
+  dfss::SelectedKeys kept;
+  {
+    py::gil_scoped_release release;
+    const dfss::AttentionOptions options =
+        make_options(key_padding, key_padding_stride, score_mask, scale, causal, window, threads,
+                     sparsity, "fused");
+    kept = dfss::selected_keys(const_view(q, "q"), const_view(k, "k"), const_view(v, "v"), options);
+  }
+  return py::make_tuple(kept.stride,
+                        py::bytes(reinterpret_cast<const char*>(kept.keys.data()),
+                                  kept.keys.size() * sizeof(int32_t)),
+                        py::bytes(reinterpret_cast<const char*>(kept.counts.data()),
+                                  kept.counts.size() * sizeof(int64_t)));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -140,10 +162,14 @@ PYBIND11_MODULE(_C, m) {
         "sparsity"_a, "impl"_a);
   m.def("compressed_scores", &compressed_scores, "q"_a, "k"_a, "v"_a, "key_padding"_a,
         "key_padding_stride"_a, "scale"_a, "causal"_a, "sparsity"_a);
+  m.def("selected_keys", &selected_keys, "q"_a, "k"_a, "v"_a, "key_padding"_a,
+        "key_padding_stride"_a, "score_mask"_a, "scale"_a, "causal"_a, "window"_a, "threads"_a,
+        "sparsity"_a);
   m.def(
       "parse_pattern",
       [](const std::string& text) { return dfss::parse_pattern(text, "sparsity").to_string(); },
-      "text"_a, "Normalizes a sparsity string (\"dense\" or \"N:M\"); ValueError if invalid.");
+      "text"_a, "Normalizes a sparsity string (\"dense\", \"N:M\", \"topk:K\", \"dsa:K[:block=B]\"); "
+      "ValueError if invalid.");
   m.def(
       "kernel_name",
       [](const std::string& dtype, const std::string& sparsity) {

@@ -236,7 +236,13 @@ def test_cpp_errors_map_to_python_exceptions():
 
 @pytest.mark.parametrize("text", ["dense", "2:4", "1:2", "7:8", "02:4", "4:2", "0:4", "2:9",
                                   "2:", ":4", "2:4 ", " 2:4", "+2:4", "-1:4", "2:4:8", "",
-                                  "Dense", "2/4", "1:1", "3:8"])
+                                  "Dense", "2/4", "1:1", "3:8", "topk:1", "topk:256", "topk:0",
+                                  "topk:-4", "topk:+4", "topk:007", "topk:4:block=4", "topk:",
+                                  "topk", "dsa:256", "dsa:24", "dsa:7", "dsa:256:block=64",
+                                  "dsa:256:block=256", "dsa:48:block=32", "dsa:64:block=3",
+                                  "dsa:64:block=", "dsa:64:blk=8", "dsa:64,block=8",
+                                  "dsa:99999999999999999999", "dsa:9223372036854775807",
+                                  "dsa:64:block=16:x", "top:4"])
 def test_python_sparsity_parser_agrees_with_cpp(text):
     from dfss._ops import _normalize_sparsity
 
