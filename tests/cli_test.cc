@@ -306,6 +306,12 @@ TEST_F(CliTest, PatternEqualsTheLibrary) {
       {"--pattern 2:8 --dtype bf16", AttentionImpl::fused, DType::bf16, false, {2, 8}},
       {"--pattern 3:8 --impl unfused", AttentionImpl::unfused, DType::f32, false, {3, 8}},
       {"--pattern dense", AttentionImpl::fused, DType::f32, false, {}},
+      {"--pattern topk:5 --causal", AttentionImpl::fused, DType::f32, true,
+       parse_pattern("topk:5", "test")},
+      {"--pattern dsa:8:block=4 --dtype bf16", AttentionImpl::fused, DType::bf16, false,
+       parse_pattern("dsa:8:block=4", "test")},
+      {"--pattern topk:6 --impl reference", AttentionImpl::reference, DType::f32, false,
+       parse_pattern("topk:6", "test")},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.args);
@@ -323,16 +329,18 @@ TEST_F(CliTest, PatternEqualsTheLibrary) {
 
 TEST_F(CliTest, InvalidPatternsExitTwoListingTheAcceptedForms) {
   const std::string out = " --out '" + out_path_ + "'";
-  for (const std::string pattern : {"3:2", "0:4", "2:9", "4:4", "abc", "2:", ":4", "2:4:1"}) {
+  for (const std::string pattern : {"3:2", "0:4", "2:9", "4:4", "abc", "2:", ":4", "2:4:1",
+                                    "topk:0", "topk:x", "dsa:24:block=16", "dsa:8:b=2"}) {
     SCOPED_TRACE(pattern);
     for (const std::string& command :
          {"attention " + inputs() + out, std::string("bench attention --seq 8 --reps 1")}) {
       const CliResult result = run_cli(dir_, command + " --pattern '" + pattern + "'");
       EXPECT_EQ(result.exit_code, 2);
-      EXPECT_NE(result.err.find("--pattern: expected 'dense' or 'N:M' with 1 <= N < M <= 8 "
-                                "(e.g. 2:4, 1:2, 2:8); got '" +
-                                pattern + "'"),
+      EXPECT_NE(result.err.find("--pattern: expected 'dense', 'N:M' with 1 <= N < M <= 8 "
+                                "(e.g. 2:4, 1:2, 2:8), 'topk:K' or 'dsa:K[:block=B]'"),
                 std::string::npos)
+          << result.err;
+      EXPECT_NE(result.err.find("got '" + pattern + "'"), std::string::npos)
           << result.err;
       EXPECT_FALSE(std::filesystem::exists(out_path_));
     }
@@ -410,7 +418,7 @@ TEST_F(CliTest, ScoresOutRoundTripsAndMatchesTheLibrary) {
 
 TEST_F(CliTest, ScoresOutWithoutAPatternExitsTwoAndCreatesNothing) {
   const std::string scores_path = dir_.file("scores.npz");
-  for (const std::string pattern : {"", " --pattern dense"}) {
+  for (const std::string pattern : {"", " --pattern dense", " --pattern topk:4", " --pattern dsa:4"}) {
     SCOPED_TRACE(pattern);
     const CliResult result = run_cli(dir_, "attention " + inputs() + " --out '" + out_path_ +
                                                "' --scores-out '" + scores_path + "'" + pattern);
@@ -431,6 +439,43 @@ TEST_F(CliTest, ScoresOutWithoutAPatternExitsTwoAndCreatesNothing) {
   EXPECT_FALSE(std::filesystem::exists(out_path_));
   for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
     EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos) << entry.path();
+  }
+}
+
+TEST_F(CliTest, BenchWithSelectingPatternsReportsRecallAndDenseError) {
+  const std::string json_path = dir_.file("bench.json");
+  const CliResult result = run_cli(dir_,
+                                   "bench attention --seq 200 --heads 2 --reps 1 --threads 1 "
+                                   "--dtype fp32 --pattern topk:16,dsa:32:block=8,topk:200 --json '" +
+                                       json_path + "'");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("recall"), std::string::npos) << result.out;
+  const nlohmann::json json = nlohmann::json::parse(read_file(json_path));
+  ASSERT_EQ(json.size(), 7u);  // fused dense + {3 patterns} x {fused, unfused}
+  for (const nlohmann::json& row : json) {
+    SCOPED_TRACE(row.dump());
+    EXPECT_LT(row["max_abs_err"].get<double>(), 1e-4);
+    const double kept_mass = row["kept_mass"].get<double>();
+    if (row["pattern"] == "dense") {
+      EXPECT_TRUE(row["recall"].is_null());
+      EXPECT_TRUE(row["err_vs_dense"].is_null());
+      continue;
+    }
+    const double recall = row["recall"].get<double>(), error = row["err_vs_dense"].get<double>();
+    if (row["pattern"] == "topk:200") {  // K = L: dense (the mass summed in another order)
+      EXPECT_NEAR(kept_mass, 1.0, 1e-12);
+      EXPECT_LT(error, 1e-5);
+    } else {
+      EXPECT_GT(kept_mass, 0.0);
+      EXPECT_LT(kept_mass, 1.0);
+      EXPECT_GT(error, 1e-4);  // sparse attention differs from dense
+    }
+    if (row["pattern"] == "dsa:32:block=8") {
+      EXPECT_GT(recall, 0.0);
+      EXPECT_LE(recall, 1.0);
+    } else {
+      EXPECT_DOUBLE_EQ(recall, 1.0);  // topk's own set
+    }
   }
 }
 

@@ -17,6 +17,9 @@ namespace {
 
 // Packed operands of a group of (batch, key/value head) slots stay within this many bytes.
 constexpr int64_t kSelectedGroupBytes = 32 << 20;
+// Keys whose rows of V the P·V pass reads for all the rows of a block before moving on:
+// 128 x 64 fp32 columns = 32 KiB, about L1.
+constexpr int64_t kValueChunkKeys = 128;
 
 }  // namespace
 
@@ -45,6 +48,7 @@ void run_selected(const AttentionProblem& p) {
     RowSelector selector;
     RowBlockSelection selection;
     AlignedBuffer o, row_max, row_sum, weights;
+    std::vector<int64_t> cursor = std::vector<int64_t>(kSelectedBlockRows);
   };
   std::vector<ThreadScratch> thread_scratch;
   thread_scratch.reserve(static_cast<size_t>(p.threads));
@@ -53,7 +57,7 @@ void run_selected(const AttentionProblem& p) {
                               allocate_aligned(kSelectedBlockRows * g.dv_pad * 4),
                               allocate_aligned(kSelectedBlockRows * 4),
                               allocate_aligned(kSelectedBlockRows * 4),
-                              allocate_aligned((layout.keep_stride + 16) * 4)});
+                              allocate_aligned(kSelectedBlockRows * round_up(layout.keep_stride, 16) * 4)});
     RowBlockSelection& s = thread_scratch.back().selection;
     s.keys.reserve(static_cast<size_t>(kSelectedBlockRows * layout.keep_stride));
     s.scores.reserve(static_cast<size_t>(kSelectedBlockRows * layout.keep_stride));
@@ -89,11 +93,29 @@ void run_selected(const AttentionProblem& p) {
         mine.selector.select(b, h, row0, rows, operands, key_bias.get() + b * g.lk_pad,
                              mine.selection);
         const RowBlockSelection& s = mine.selection;
+        const int64_t weight_stride = round_up(s.stride, 16);
         for (int64_t r = 0; r < rows; ++r) {
-          layout.selected->softmax_values(s.scores.data() + r * s.stride, s.keys.data() + r * s.stride,
-                                          s.counts[static_cast<size_t>(r)], operands.v, g.dv_pad,
-                                          mine.o.get() + r * g.dv_pad, mine.weights.get(),
-                                          mine.row_max.get() + r, mine.row_sum.get() + r);
+          layout.selected->softmax_weights(
+              s.scores.data() + r * s.stride, s.counts[static_cast<size_t>(r)],
+              mine.weights.get() + r * weight_stride, mine.row_max.get() + r, mine.row_sum.get() + r);
+        }
+        // P·V a chunk of keys at a time for all the rows, so that the chunk's rows of V are
+        // read from memory once per block of rows; each row still sums in key order.
+        std::fill(mine.o.get(), mine.o.get() + rows * g.dv_pad, 0.0f);
+        std::fill(mine.cursor.begin(), mine.cursor.end(), 0);
+        for (int64_t chunk_end = kValueChunkKeys; chunk_end < p.lk + kValueChunkKeys;
+             chunk_end += kValueChunkKeys) {
+          for (int64_t r = 0; r < rows; ++r) {
+            const int32_t* keys = s.keys.data() + r * s.stride;
+            int64_t& first = mine.cursor[static_cast<size_t>(r)];
+            int64_t last = first;
+            while (last < s.counts[static_cast<size_t>(r)] && keys[last] < chunk_end) ++last;
+            if (last == first) continue;
+            layout.selected->add_values(mine.weights.get() + r * weight_stride + first, keys + first,
+                                        last - first, operands.v, g.dv_pad,
+                                        mine.o.get() + r * g.dv_pad);
+            first = last;
+          }
         }
         store_rows(p, b, h, row0, rows, mine.o.get(), g.dv_pad, mine.row_sum.get());
         store_log_sum_exp(p, b, h, row0, rows, mine.row_max.get(), mine.row_sum.get());

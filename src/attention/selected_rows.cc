@@ -98,11 +98,14 @@ RowSelector::RowSelector(const AttentionProblem& p, const SelectedLayout& layout
   if (p.pattern.predicted) {
     pooled_bias_ = allocate_aligned(layout.pooled_pad * 4);
     // Each kept block spans at most block / lanes + 1 groups of keys.
-    const int64_t blocks = layout.keep_stride / layout.block + 1;
-    const int64_t groups = blocks * (layout.block / layout.selected->lanes + 2);
-    groups_.resize(static_cast<size_t>(groups));
-    dots_ = allocate_aligned(groups * layout.selected->lanes * 4);
+    block_stride_ = layout.keep_stride / layout.block + 1;
+    group_stride_ = block_stride_ * (layout.block / layout.selected->lanes + 2);
+    groups_.resize(static_cast<size_t>(rows_pad * group_stride_));
+    dots_ = allocate_aligned(rows_pad * group_stride_ * layout.selected->lanes * 4);
     blocks_.resize(static_cast<size_t>(layout.pooled_pad));
+    selected_blocks_.resize(static_cast<size_t>(rows_pad * block_stride_));
+    group_counts_.resize(static_cast<size_t>(rows_pad));
+    block_counts_.resize(static_cast<size_t>(rows_pad));
   }
 }
 
@@ -130,16 +133,25 @@ void RowSelector::select(int64_t b, int64_t h, int64_t row0, int64_t rows, const
     bias_stride = build_score_bias(p_, g, b, h, row0, rows, round_up(rows, kTileRows), bias_.get());
     bias = bias_.get();
   }
+  if (!p_.pattern.predicted) {
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t begin = 0, end = 0;
+      visible_keys(p_, b, row0 + r, &begin, &end);
+      if (begin < end) select_topk_row(r, begin, end, bias + r * bias_stride, out);
+    }
+    return;
+  }
   for (int64_t r = 0; r < rows; ++r) {
     int64_t begin = 0, end = 0;
     visible_keys(p_, b, row0 + r, &begin, &end);
-    if (begin >= end) continue;
-    const float* row_bias = bias + r * bias_stride;
-    if (p_.pattern.predicted) {
-      select_dsa_row(r, begin, end, row_bias, slot, out);
-    } else {
-      select_topk_row(r, begin, end, row_bias, out);
-    }
+    block_counts_[static_cast<size_t>(r)] = group_counts_[static_cast<size_t>(r)] = 0;
+    if (begin < end) choose_dsa_blocks(r, begin, end, bias + r * bias_stride, slot);
+  }
+  dsa_dots(rows, slot);
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t begin = 0, end = 0;
+    visible_keys(p_, b, row0 + r, &begin, &end);
+    if (begin < end) score_dsa_row(r, begin, end, bias + r * bias_stride, out);
   }
 }
 
@@ -165,8 +177,8 @@ void RowSelector::select_topk_row(int64_t r, int64_t begin, int64_t end, const f
   out.counts[static_cast<size_t>(r)] = count;
 }
 
-void RowSelector::select_dsa_row(int64_t r, int64_t begin, int64_t end, const float* bias,
-                                 const SlotOperands& slot, RowBlockSelection& out) {
+void RowSelector::choose_dsa_blocks(int64_t r, int64_t begin, int64_t end, const float* bias,
+                                    const SlotOperands& slot) {
   const int64_t block = layout_.block, lanes = layout_.selected->lanes;
   const int64_t first_block = begin / block, end_block = (end + block - 1) / block;
   float* predicted = scores_.get() + r * layout_.pooled_pad;
@@ -186,19 +198,22 @@ void RowSelector::select_dsa_row(int64_t r, int64_t begin, int64_t end, const fl
   layout_.selected->finish_scores(predicted, pooled_bias, p_.scale, first_block, end_block,
                                   layout_.pooled_pad);
   // The kept blocks, in increasing order.
-  int32_t* blocks = blocks_.data();
+  int32_t* blocks = selected_blocks_.data() + r * block_stride_;
   const int64_t candidates = end_block - first_block, wanted = p_.pattern.keep / block;
   int64_t kept_blocks = candidates;
   if (candidates <= wanted) {
     for (int64_t c = 0; c < candidates; ++c) blocks[c] = static_cast<int32_t>(first_block + c);
   } else {
+    int32_t* chosen = blocks_.data();
     const topk::Cut cut = topk::find_cut(*layout_.topk, predicted + first_block, candidates, wanted,
                                          topk_scratch_);
-    kept_blocks = topk::write_selected(predicted + first_block, candidates, cut, blocks);
-    for (int64_t c = 0; c < kept_blocks; ++c) blocks[c] += static_cast<int32_t>(first_block);
+    kept_blocks = topk::write_selected(predicted + first_block, candidates, cut, chosen);
+    for (int64_t c = 0; c < kept_blocks; ++c) blocks[c] = chosen[c] + static_cast<int32_t>(first_block);
   }
-  // Exact dot products of the kept blocks' visible keys, a group of lanes keys at a time.
-  int32_t* groups = groups_.data();
+  DFSS_DEBUG_ASSERT(kept_blocks <= block_stride_);
+  block_counts_[static_cast<size_t>(r)] = kept_blocks;
+  // The groups of lanes keys that hold the kept blocks' visible keys.
+  int32_t* groups = groups_.data() + r * group_stride_;
   int64_t group_count = 0;
   for (int64_t c = 0; c < kept_blocks; ++c) {
     const int64_t lo = std::max(begin, int64_t{blocks[c]} * block);
@@ -207,22 +222,53 @@ void RowSelector::select_dsa_row(int64_t r, int64_t begin, int64_t end, const fl
       if (group_count == 0 || groups[group_count - 1] != key)
         groups[group_count++] = static_cast<int32_t>(key);
   }
-  DFSS_DEBUG_ASSERT(group_count <= static_cast<int64_t>(groups_.size()));
+  DFSS_DEBUG_ASSERT(group_count <= group_stride_);
+  group_counts_[static_cast<size_t>(r)] = group_count;
+}
+
+void RowSelector::dsa_dots(int64_t rows, const SlotOperands& slot) {
+  // Chunks of keys small enough to stay in L2 (256 KiB at d = 64) while every row of the
+  // block reads its groups there (the rows' groups are increasing, so one cursor per row
+  // walks them), and large enough that a row has several groups per chunk for key_dots to
+  // overlap.
+  constexpr int64_t kChunkKeys = 1024;
+  const int64_t lanes = layout_.selected->lanes;
   const PackedGeometry& g = layout_.packed;
-  const float* q = static_cast<const float*>(q_packed_.get()) + r / kTileRows * g.q_tile_elems +
-                   r % kTileRows;
-  layout_.selected->key_dots(q, kTileRows, slot.k, p_.d, groups, group_count, dots_.get());
+  std::vector<int64_t>& cursor = group_cursor_;
+  cursor.assign(static_cast<size_t>(rows), 0);
+  for (int64_t chunk_end = kChunkKeys; chunk_end < g.lk_pad + kChunkKeys; chunk_end += kChunkKeys) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const int32_t* groups = groups_.data() + r * group_stride_;
+      const int64_t count = group_counts_[static_cast<size_t>(r)];
+      int64_t& first = cursor[static_cast<size_t>(r)];
+      int64_t last = first;
+      while (last < count && groups[last] < chunk_end) ++last;
+      if (last == first) continue;
+      const float* q = static_cast<const float*>(q_packed_.get()) + r / kTileRows * g.q_tile_elems +
+                       r % kTileRows;
+      layout_.selected->key_dots(q, kTileRows, slot.k, p_.d, groups + first, last - first,
+                                 dots_.get() + (r * group_stride_ + first) * lanes);
+      first = last;
+    }
+  }
+}
+
+void RowSelector::score_dsa_row(int64_t r, int64_t begin, int64_t end, const float* bias,
+                                RowBlockSelection& out) {
+  const int64_t block = layout_.block, lanes = layout_.selected->lanes;
+  const int32_t* blocks = selected_blocks_.data() + r * block_stride_;
+  const int32_t* groups = groups_.data() + r * group_stride_;
+  const float* dots = dots_.get() + r * group_stride_ * lanes;
   int32_t* keys = out.keys.data() + r * out.stride;
   float* scores = out.scores.data() + r * out.stride;
   int64_t count = 0, group = 0;
-  for (int64_t c = 0; c < kept_blocks; ++c) {
+  for (int64_t c = 0; c < block_counts_[static_cast<size_t>(r)]; ++c) {
     const int64_t lo = std::max(begin, int64_t{blocks[c]} * block);
     const int64_t hi = std::min(end, int64_t{blocks[c]} * block + block);
     for (int64_t key = lo; key < hi; ++key) {
       while (groups[group] + lanes <= key) ++group;
-      const float dot = dots_.get()[group * lanes + key - groups[group]];
       keys[count] = static_cast<int32_t>(key);
-      scores[count++] = std::fma(dot, p_.scale, bias[key]);
+      scores[count++] = std::fma(dots[group * lanes + key - groups[group]], p_.scale, bias[key]);
     }
   }
   DFSS_DEBUG_ASSERT(count <= out.stride);

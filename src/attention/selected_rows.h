@@ -68,13 +68,21 @@ class RowSelector {
  private:
   void select_topk_row(int64_t r, int64_t begin, int64_t end, const float* bias,
                        RowBlockSelection& out);
-  void select_dsa_row(int64_t r, int64_t begin, int64_t end, const float* bias,
-                      const SlotOperands& slot, RowBlockSelection& out);
+  // dsa, in three passes over the rows so that each chunk of K is read once for all of them:
+  // the kept blocks and their key groups of row r, the exact dot products, the scores.
+  void choose_dsa_blocks(int64_t r, int64_t begin, int64_t end, const float* bias,
+                         const SlotOperands& slot);
+  void dsa_dots(int64_t rows, const SlotOperands& slot);
+  void score_dsa_row(int64_t r, int64_t begin, int64_t end, const float* bias,
+                     RowBlockSelection& out);
 
   const AttentionProblem& p_;
   const SelectedLayout& layout_;
   AlignedBuffer q_packed_, scores_, bias_, pooled_bias_, dots_;
-  std::vector<int32_t> groups_, blocks_;
+  // dsa, per row of the block: kept blocks and groups (first keys of `lanes`-key runs).
+  int64_t block_stride_ = 0, group_stride_ = 0;
+  std::vector<int32_t> groups_, blocks_, selected_blocks_;
+  std::vector<int64_t> group_counts_, block_counts_, group_cursor_;
   topk::SelectScratch topk_scratch_;
 };
 

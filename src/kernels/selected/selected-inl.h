@@ -52,16 +52,26 @@ inline void selected_key_dots(const float* q, int64_t q_stride, const float* k_g
   int64_t g = 0;
   for (; g + kBatch <= group_count; g += kBatch)
     selected_group_dots<kBatch>(q, q_stride, k_grouped, d, groups + g, out + g * kLanes);
-  for (; g < group_count; ++g)
-    selected_group_dots<1>(q, q_stride, k_grouped, d, groups + g, out + g * kLanes);
+  // The rest at once too: a lone chain would wait on the fma latency at every step.
+  using Dots = void (*)(const float*, int64_t, const float*, int64_t, const int32_t*, float*);
+  static constexpr Dots kRest[8] = {nullptr,
+                                    &selected_group_dots<1>,
+                                    &selected_group_dots<2>,
+                                    &selected_group_dots<3>,
+                                    &selected_group_dots<4>,
+                                    &selected_group_dots<5>,
+                                    &selected_group_dots<6>,
+                                    &selected_group_dots<7>};
+  if (g < group_count) kRest[group_count - g](q, q_stride, k_grouped, d, groups + g, out + g * kLanes);
 }
 
-// o[C vectors] += Σ_j weights[j] v_{keys[j]} over the columns [c0, c0 + C * kLanes).
+// o[C vectors] += Σ_j weights[j] v_{keys[j]} over the columns [c0, c0 + C * kLanes), in
+// the order of the keys.
 template <int C>
 inline void selected_value_columns(const float* weights, const int32_t* keys, int64_t count,
                                    const float* v_packed, int64_t dv_pad, int64_t c0, float* o) {
   Reg acc[C];
-  for (int c = 0; c < C; ++c) acc[c] = vzero();
+  for (int c = 0; c < C; ++c) acc[c] = vload(o + c0 + c * kLanes);
   for (int64_t j = 0; j < count; ++j) {
     if (weights[j] == 0.0f) continue;  // masked keys weigh nothing: no 0 * inf from V
     const Reg w = vbroadcast(weights + j);
@@ -71,33 +81,8 @@ inline void selected_value_columns(const float* weights, const int32_t* keys, in
   for (int c = 0; c < C; ++c) vstore(o + c0 + c * kLanes, acc[c]);
 }
 
-inline void selected_softmax_values(const float* scores, const int32_t* keys, int64_t count,
-                                    const float* v_packed, int64_t dv_pad, float* o,
-                                    float* weights, float* row_max, float* row_sum) {
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  float max = kNegInf;
-  for (int64_t j = 0; j < count; ++j) {
-    const float s = scores[j];
-    if (s > max || std::isnan(s)) max = s;
-    if (std::isnan(s)) break;
-  }
-  *row_max = max;
-  if (max == kNegInf) {  // nothing visible
-    std::fill(o, o + dv_pad, 0.0f);
-    *row_sum = 0.0f;
-    return;
-  }
-  const int64_t padded = (count + kLanes - 1) / kLanes * kLanes;
-  std::copy(scores, scores + count, weights);
-  std::fill(weights + count, weights + padded, kNegInf);
-  const Reg shift = vset1(max), log2e = vset1(kSelectedLog2e);
-  Reg sum = vzero();
-  for (int64_t j = 0; j < padded; j += kLanes) {
-    const Reg w = vexp2(vmul(vsub(vload(weights + j), shift), log2e));
-    vstore(weights + j, w);
-    sum = vadd(sum, w);
-  }
-  *row_sum = vreduce_add(sum);
+inline void selected_add_values(const float* weights, const int32_t* keys, int64_t count,
+                                const float* v_packed, int64_t dv_pad, float* o) {
   // Up to 8 value vectors held in registers per pass over the keys.
   using Columns = void (*)(const float*, const int32_t*, int64_t, const float*, int64_t, int64_t,
                            float*);
@@ -112,8 +97,37 @@ inline void selected_softmax_values(const float* scores, const int32_t* keys, in
   }
 }
 
+inline void selected_softmax_weights(const float* scores, int64_t count, float* weights,
+                                     float* row_max, float* row_sum) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  float max = kNegInf;
+  for (int64_t j = 0; j < count; ++j) {
+    const float s = scores[j];
+    if (s > max || std::isnan(s)) max = s;
+    if (std::isnan(s)) break;
+  }
+  *row_max = max;
+  if (max == kNegInf) {  // nothing visible: every weight 0
+    std::fill(weights, weights + count, 0.0f);
+    *row_sum = 0.0f;
+    return;
+  }
+  const int64_t padded = (count + kLanes - 1) / kLanes * kLanes;
+  std::copy(scores, scores + count, weights);
+  std::fill(weights + count, weights + padded, kNegInf);
+  const Reg shift = vset1(max), log2e = vset1(kSelectedLog2e);
+  Reg sum = vzero();
+  for (int64_t j = 0; j < padded; j += kLanes) {
+    const Reg w = vexp2(vmul(vsub(vload(weights + j), shift), log2e));
+    vstore(weights + j, w);
+    sum = vadd(sum, w);
+  }
+  *row_sum = vreduce_add(sum);
+}
+
 inline SelectedKernels make_selected_kernels(const char* name) {
-  return {name, kLanes, &selected_score_tiles, &selected_finish_scores, &selected_key_dots, &selected_softmax_values};
+  return {name, kLanes, &selected_score_tiles, &selected_finish_scores, &selected_key_dots, &selected_softmax_weights,
+          &selected_add_values};
 }
 
 }  // namespace dfss::kernels::DFSS_KERNEL_NS

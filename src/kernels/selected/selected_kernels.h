@@ -26,13 +26,15 @@ struct SelectedKernels {
   // out[g * lanes + l] = Σ_c q_c k_{groups[g] + l, c}, fused multiply-adds in c order.
   void (*key_dots)(const float* q, int64_t q_stride, const float* k_grouped, int64_t d,
                    const int32_t* groups, int64_t group_count, float* out);
-  // Softmax over `count` kept scores and the weighted sum of their rows of V (packed
-  // [keys][dv_pad] f32): o[dv_pad] = Σ e^(s_j - max) v_{keys[j]} (unnormalized), *row_max
-  // and *row_sum = Σ e^(s_j - max). A NaN score makes the row NaN; all -inf gives sum 0.
-  // `weights` holds count rounded up to 16 floats.
-  void (*softmax_values)(const float* scores, const int32_t* keys, int64_t count,
-                         const float* v_packed, int64_t dv_pad, float* o, float* weights,
-                         float* row_max, float* row_sum);
+  // Softmax weights of `count` kept scores: weights[j] = e^(s_j - max) (weights holds count
+  // rounded up to 16 floats), *row_max and *row_sum = Σ weights. A NaN score makes every
+  // weight NaN; all -inf gives weights 0 and sum 0.
+  void (*softmax_weights)(const float* scores, int64_t count, float* weights, float* row_max,
+                          float* row_sum);
+  // o[dv_pad] += Σ_j weights[j] v_{keys[j]} in key order (V packed [keys][dv_pad] f32);
+  // keys of weight 0 are skipped (a masked key's non-finite values stay out).
+  void (*add_values)(const float* weights, const int32_t* keys, int64_t count,
+                     const float* v_packed, int64_t dv_pad, float* o);
 };
 
 const SelectedKernels& selected_kernels(Isa isa);  // isa already resolved and supported
