@@ -13,7 +13,7 @@
 namespace dfss::detail {
 
 // Rows per task of the fast path: 8 register tiles of Q·Kᵀ share each block of K.
-inline constexpr int64_t kSelectedBlockRows = 24;
+inline constexpr int64_t kSelectedBlockRows = 48;
 
 std::string selected_kernel_name(DType dtype, Isa isa, const SparsityPattern& pattern);
 
