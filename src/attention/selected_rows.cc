@@ -111,6 +111,9 @@ RowSelector::RowSelector(const AttentionProblem& p, const SelectedLayout& layout
     blocks_.resize(static_cast<size_t>(layout.pooled_pad));
     selected_blocks_.resize(static_cast<size_t>(rows_pad * block_stride_));
     group_counts_.resize(static_cast<size_t>(rows_pad));
+    pair_q_.resize(static_cast<size_t>(rows_pad * group_stride_));
+    pair_group_.resize(static_cast<size_t>(rows_pad * group_stride_));
+    pair_out_.resize(static_cast<size_t>(rows_pad * group_stride_));
     block_counts_.resize(static_cast<size_t>(rows_pad));
   }
 }
@@ -233,28 +236,30 @@ void RowSelector::choose_dsa_blocks(int64_t r, int64_t begin, int64_t end, const
 }
 
 void RowSelector::dsa_dots(int64_t rows, const SlotOperands& slot) {
-  // Chunks of keys small enough to stay in L2 (256 KiB at d = 64) while every row of the
-  // block reads its groups there (the rows' groups are increasing, so one cursor per row
-  // walks them), and large enough that a row has several groups per chunk for key_dots to
-  // overlap.
+  // A chunk of keys at a time (256 KiB of K at d = 64, within L2), for the (row, group)
+  // pairs of every row of the block that fall in it: the chunk is read from memory once, and
+  // pairs of several rows fill the kernel's batches (a row alone has few groups per chunk).
   constexpr int64_t kChunkKeys = 1024;
   const int64_t lanes = layout_.selected->lanes;
   const PackedGeometry& g = layout_.packed;
-  std::vector<int64_t>& cursor = group_cursor_;
-  cursor.assign(static_cast<size_t>(rows), 0);
+  group_cursor_.assign(static_cast<size_t>(rows), 0);
   for (int64_t chunk_end = kChunkKeys; chunk_end < g.lk_pad + kChunkKeys; chunk_end += kChunkKeys) {
+    int64_t pairs = 0;
     for (int64_t r = 0; r < rows; ++r) {
       const int32_t* groups = groups_.data() + r * group_stride_;
       const int64_t count = group_counts_[static_cast<size_t>(r)];
-      int64_t& first = cursor[static_cast<size_t>(r)];
-      int64_t last = first;
-      while (last < count && groups[last] < chunk_end) ++last;
-      if (last == first) continue;
       const float* q = static_cast<const float*>(q_packed_.get()) + r / kTileRows * g.q_tile_elems +
                        r % kTileRows;
-      layout_.selected->key_dots(q, kTileRows, slot.k, p_.d, groups + first, last - first,
-                                 dots_.get() + (r * group_stride_ + first) * lanes);
-      first = last;
+      int64_t& next = group_cursor_[static_cast<size_t>(r)];
+      for (; next < count && groups[next] < chunk_end; ++next, ++pairs) {
+        pair_q_[static_cast<size_t>(pairs)] = q;
+        pair_group_[static_cast<size_t>(pairs)] = groups[next];
+        pair_out_[static_cast<size_t>(pairs)] = dots_.get() + (r * group_stride_ + next) * lanes;
+      }
+    }
+    if (pairs > 0) {
+      layout_.selected->key_dots(pair_q_.data(), kTileRows, slot.k, p_.d, pair_group_.data(), pairs,
+                                 pair_out_.data());
     }
   }
 }

@@ -30,31 +30,31 @@ inline void selected_finish_scores(float* row, const float* bias, float scale, i
   std::fill(row + std::max(begin, end), row + length, kNegInf);
 }
 
-// N groups at once: N independent fma chains hide the fma latency.
+// N (query row, group) pairs at once: N independent fma chains hide the fma latency.
 template <int N>
-inline void selected_group_dots(const float* q, int64_t q_stride, const float* k_grouped,
-                                int64_t d, const int32_t* groups, float* out) {
+inline void selected_group_dots(const float* const* q, int64_t q_stride, const float* k_grouped,
+                                int64_t d, const int32_t* groups, float* const* out) {
   const float* column[N];
   Reg acc[N];
   for (int g = 0; g < N; ++g) {
     column[g] = k_grouped + groups[g] / kLanes * d * kLanes;
     acc[g] = vzero();
   }
-  for (int64_t c = 0; c < d; ++c) {
-    const Reg qc = vbroadcast(q + c * q_stride);
-    for (int g = 0; g < N; ++g) acc[g] = vfmadd(qc, vload(column[g] + c * kLanes), acc[g]);
-  }
-  for (int g = 0; g < N; ++g) vstore(out + g * kLanes, acc[g]);
+  for (int64_t c = 0; c < d; ++c)
+    for (int g = 0; g < N; ++g)
+      acc[g] = vfmadd(vbroadcast(q[g] + c * q_stride), vload(column[g] + c * kLanes), acc[g]);
+  for (int g = 0; g < N; ++g) vstore(out[g], acc[g]);
 }
 
-inline void selected_key_dots(const float* q, int64_t q_stride, const float* k_grouped, int64_t d,
-                              const int32_t* groups, int64_t group_count, float* out) {
+inline void selected_key_dots(const float* const* q, int64_t q_stride, const float* k_grouped,
+                              int64_t d, const int32_t* groups, int64_t count, float* const* out) {
   constexpr int kBatch = kLanes == 16 ? 6 : 8;
   int64_t g = 0;
-  for (; g + kBatch <= group_count; g += kBatch)
-    selected_group_dots<kBatch>(q, q_stride, k_grouped, d, groups + g, out + g * kLanes);
+  for (; g + kBatch <= count; g += kBatch)
+    selected_group_dots<kBatch>(q + g, q_stride, k_grouped, d, groups + g, out + g);
   // The rest at once too: a lone chain would wait on the fma latency at every step.
-  using Dots = void (*)(const float*, int64_t, const float*, int64_t, const int32_t*, float*);
+  using Dots = void (*)(const float* const*, int64_t, const float*, int64_t, const int32_t*,
+                        float* const*);
   static constexpr Dots kRest[8] = {nullptr,
                                     &selected_group_dots<1>,
                                     &selected_group_dots<2>,
@@ -63,7 +63,7 @@ inline void selected_key_dots(const float* q, int64_t q_stride, const float* k_g
                                     &selected_group_dots<5>,
                                     &selected_group_dots<6>,
                                     &selected_group_dots<7>};
-  if (g < group_count) kRest[group_count - g](q, q_stride, k_grouped, d, groups + g, out + g * kLanes);
+  if (g < count) kRest[count - g](q + g, q_stride, k_grouped, d, groups + g, out + g);
 }
 
 // o[C vectors] += Σ_j weights[j] v_{keys[j]} over the columns [c0, c0 + C * kLanes), in
