@@ -1,6 +1,8 @@
 // `dfss bench topk`: dfss's top-k selection against the standard-library ways of doing it
 // (std::nth_element + sort, std::partial_sort, a bounded heap), all with the same rank
-// order and the same row batching over threads, in one run; every method's output is
+// order and the same row batching over threads, in one run; and the unordered selection of
+// the attention patterns (topk::find_cut + write_selected: the top k's indices in index
+// order) against std::nth_element + a sort of the k indices. Every method's output is
 // checked against dfss's.
 #include <omp.h>
 
@@ -22,14 +24,15 @@
 #include "dfss/errors.h"
 #include "dfss/topk.h"
 #include "dfss/version.h"
+#include "kernels/topk/topk_kernels.h"
+#include "topk/topk_select.h"
 
 namespace dfss::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr double kCaseBudgetSeconds = 2.0;              // stop repeating a case after this...
-constexpr int kMinReps = 3;                             // ...once it has this many timed runs
+constexpr int kMinReps = 3;  // timed runs of a case, at least; then until --seconds have passed
 constexpr int64_t kElementsPerCall = int64_t{1} << 22;  // rows per call: about 4M elements
 
 struct Candidate {
@@ -100,6 +103,43 @@ void run_baseline(const RowSelect& select, const std::vector<float>& x, int64_t 
   }
 }
 
+// The unordered selection: dfss's cut and indices in index order, or the same from
+// std::nth_element and a sort of the k indices.
+void run_unordered_dfss(const kernels::TopkKernels& kernels, const std::vector<float>& x,
+                        int64_t rows, int64_t length, int64_t k, int threads,
+                        std::vector<int32_t>& indices) {
+#pragma omp parallel num_threads(threads)
+  {
+    topk::SelectScratch scratch;
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = x.data() + r * length;
+      const topk::Cut cut = topk::find_cut(kernels, row, length, k, scratch);
+      topk::write_selected(kernels, row, length, cut, indices.data() + r * k);
+    }
+  }
+}
+
+void run_unordered_baseline(const std::vector<float>& x, int64_t rows, int64_t length, int64_t k,
+                            int threads, std::vector<int32_t>& indices) {
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<Candidate> candidates;
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = x.data() + r * length;
+      candidates.resize(static_cast<size_t>(length));
+      for (int64_t j = 0; j < length; ++j)
+        candidates[j] = {selection_key(row[j]), static_cast<int32_t>(j)};
+      std::nth_element(candidates.begin(), candidates.begin() + (k - 1), candidates.end(),
+                       RanksHigher{});
+      int32_t* out = indices.data() + r * k;
+      for (int64_t i = 0; i < k; ++i) out[i] = candidates[i].index;
+      std::sort(out, out + k);
+    }
+  }
+}
+
 std::vector<float> make_rows(const std::string& kind, int64_t rows, int64_t length) {
   std::mt19937_64 rng(0x70b + static_cast<uint64_t>(length));
   std::vector<float> x(static_cast<size_t>(rows * length));
@@ -153,12 +193,12 @@ int64_t parse_k(const std::string& text, int64_t length) {
 }
 
 template <typename Call>
-double median_ms(Call&& call) {
+double median_ms(double budget_seconds, Call&& call) {
   call();  // warm-up: first touch of the outputs and scratch
   std::vector<double> ms;
   const auto start = Clock::now();
   while (static_cast<int>(ms.size()) < kMinReps ||
-         std::chrono::duration<double>(Clock::now() - start).count() < kCaseBudgetSeconds) {
+         std::chrono::duration<double>(Clock::now() - start).count() < budget_seconds) {
     const auto t0 = Clock::now();
     call();
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
@@ -184,6 +224,15 @@ void add_bench_topk_options(CLI::App& command, BenchTopkArgs& args) {
                   "uniform, normal, sorted, reversed, duplicates, scores")
       ->check(CLI::IsMember({"uniform", "normal", "sorted", "reversed", "duplicates", "scores"}))
       ->capture_default_str();
+  command
+      .add_option("--methods", args.methods,
+                  "baselines (nth_element+sort, partial_sort, heap) and unordered (dfss's "
+                  "find_cut + write_selected against std::nth_element + a sort of the k indices)")
+      ->check(CLI::IsMember({"nth_element+sort", "partial_sort", "heap", "unordered"}))
+      ->capture_default_str();
+  command.add_option("--seconds", args.seconds, "time per method and case, after 3 timed runs")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
   command.add_option("--threads", args.threads, "0: OpenMP's default")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
@@ -200,6 +249,10 @@ void run_bench_topk(const BenchTopkArgs& args, Isa isa) {
               threads, cpu_model_name().c_str());
   std::printf("%-10s %8s %7s %6s | %10s | %-16s %10s %8s\n", "data", "L", "k", "rows", "dfss ms",
               "baseline", "ms", "x dfss");
+  if (std::find(args.methods.begin(), args.methods.end(), "unordered") != args.methods.end())
+    std::printf(
+        "(unordered:nth rows: dfss ms is topk::find_cut + write_selected, the indices "
+        "in index order; the baseline std::nth_element + a sort of the k indices)\n");
   nlohmann::json results = nlohmann::json::array();
   for (const std::string& kind : args.distributions) {
     for (int64_t length : args.lengths) {
@@ -214,7 +267,7 @@ void run_bench_topk(const BenchTopkArgs& args, Isa isa) {
       for (int64_t k : ks) {
         std::vector<float> values(static_cast<size_t>(rows * k)), other_values(values.size());
         std::vector<int32_t> indices(values.size()), other_indices(values.size());
-        const double dfss_ms = median_ms([&] {
+        const double dfss_ms = median_ms(args.seconds, [&] {
           topk_rows(x.data(), rows, length, length, k, values.data(), indices.data(),
                     {resolved, threads});
         });
@@ -224,7 +277,9 @@ void run_bench_topk(const BenchTopkArgs& args, Isa isa) {
                               {"rows", rows},
                               {"dfss_ms", dfss_ms}};
         for (const auto& [name, select] : baselines()) {
-          const double ms = median_ms([&] {
+          if (std::find(args.methods.begin(), args.methods.end(), name) == args.methods.end())
+            continue;
+          const double ms = median_ms(args.seconds, [&] {
             run_baseline(select, x, rows, length, k, threads, other_values, other_indices);
           });
           if (other_indices != indices)
@@ -234,6 +289,28 @@ void run_bench_topk(const BenchTopkArgs& args, Isa isa) {
                       static_cast<long long>(length), static_cast<long long>(k),
                       static_cast<long long>(rows), dfss_ms, name.c_str(), ms, ms / dfss_ms);
           row[name + "_ms"] = ms;
+        }
+        if (std::find(args.methods.begin(), args.methods.end(), "unordered") !=
+            args.methods.end()) {
+          const kernels::TopkKernels& kernels = kernels::topk_kernels(resolved);
+          std::vector<int32_t> selected(values.size()), other_selected(values.size());
+          const double unordered_ms = median_ms(args.seconds, [&] {
+            run_unordered_dfss(kernels, x, rows, length, k, threads, selected);
+          });
+          const double ms = median_ms(args.seconds, [&] {
+            run_unordered_baseline(x, rows, length, k, threads, other_selected);
+          });
+          for (int64_t r = 0; r < rows; ++r)
+            std::sort(indices.begin() + r * k, indices.begin() + (r + 1) * k);
+          if (selected != indices || other_selected != indices)
+            throw Error("bench topk: the unordered selections disagree with dfss's top k on " +
+                        kind + " L " + std::to_string(length) + " k " + std::to_string(k));
+          std::printf("%-10s %8lld %7lld %6lld | %10.3f | %-16s %10.3f %7.2fx\n", kind.c_str(),
+                      static_cast<long long>(length), static_cast<long long>(k),
+                      static_cast<long long>(rows), unordered_ms, "unordered:nth", ms,
+                      ms / unordered_ms);
+          row["unordered_dfss_ms"] = unordered_ms;
+          row["unordered_nth_element_ms"] = ms;
         }
         std::fflush(stdout);
         results.push_back(row);

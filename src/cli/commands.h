@@ -56,6 +56,8 @@ struct BenchTopkArgs {
   int64_t rows = 0;
   std::vector<std::string> distributions{"uniform",  "normal",     "sorted",
                                          "reversed", "duplicates", "scores"};
+  std::vector<std::string> methods{"nth_element+sort", "partial_sort", "heap", "unordered"};
+  double seconds = 2.0;
   int threads = 0;
   std::string json;
 };

@@ -42,22 +42,37 @@ void check_arguments(const float* x, int64_t rows, int64_t length, int64_t row_s
     fail("rows * row_stride overflows: " + std::to_string(rows) + " rows");
 }
 
-// Writes the k highest-ranked candidates of [first, last) (k <= last - first) in rank order.
-void select_exact(TopkCandidate* first, TopkCandidate* last, int64_t k, const float* row,
-                  float* values, int32_t* indices) {
-  std::nth_element(first, first + (k - 1), last, topk::RanksHigher{});
-  std::sort(first, first + k, topk::RanksHigher{});
-  for (int64_t i = 0; i < k; ++i) {
-    indices[i] = first[i].index;
-    values[i] = row[first[i].index];
-  }
-}
-
+// The row's candidates, cut to the top k by a radix select when there are many more, then
+// sorted into rank order by a radix sort of packed (key, index) pairs.
 void topk_row(const TopkKernels& kernels, const float* row, int64_t length, int64_t k,
               float* values, int32_t* indices, topk::SelectScratch& scratch) {
-  const int64_t count = topk::gather_candidates(kernels, row, length, k, scratch);
-  TopkCandidate* candidates = scratch.candidates.data();
-  select_exact(candidates, candidates + count, k, row, values, indices);
+  const int64_t count = topk::gather_keys(kernels, row, length, k, scratch);
+  uint32_t* keys = scratch.keys.get(0);
+  const int32_t* from = scratch.indices.get(0);
+  // Sorting every candidate costs about as much as a select and a sort of k up to ~2k.
+  const bool cut = count > 2 * k;
+  const int64_t kept = cut ? k : count;
+  uint64_t* packed = scratch.packed.get(kept);
+  if (cut) {
+    const topk::KthKey kth = topk::kth_largest_key(keys, count, k, scratch.select.get(count));
+    int64_t ties = k - kth.above, at = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      const uint32_t key = keys[i];
+      const bool take = key > kth.key || (key == kth.key && ties > 0);
+      ties -= key == kth.key && take;
+      packed[at] = topk::pack_candidate(key, from[i]);
+      at += take;
+      if (at == k) break;
+    }
+  } else {
+    for (int64_t i = 0; i < count; ++i) packed[i] = topk::pack_candidate(keys[i], from[i]);
+  }
+  const uint64_t* sorted = topk::sort_packed(packed, scratch.sorted.get(kept), kept);
+  for (int64_t i = 0; i < k; ++i) {
+    const auto index = static_cast<int32_t>(static_cast<uint32_t>(sorted[i]));
+    indices[i] = index;
+    values[i] = row[index];
+  }
 }
 
 }  // namespace

@@ -1,33 +1,64 @@
-// Unordered exact top-k of one row, for the attention patterns: which k elements rank
-// highest (the rank order of dfss/topk.h), without sorting them. The cut is the k-th
-// ranked key t and how many elements equal to t are taken (the lowest-indexed ones); every
-// element with a larger key is taken.
+// Unordered exact top-k of one row, for the attention patterns and topk_rows: which k
+// elements rank highest (the rank order of dfss/topk.h), without sorting them. The cut is
+// the k-th ranked key t and how many elements equal to t are taken (the lowest-indexed
+// ones); every element with a larger key is taken.
+//
+// Inside, keys are the unsigned integers of kernels::topk_key (order = rank order of
+// values), candidates come from delegate filtering in the per-ISA kernels, and the k-th key
+// among them from a radix select.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "kernels/topk/topk_kernels.h"
 
 namespace dfss::topk {
 
+// An uninitialized array that only grows (pages never written are never touched).
+template <typename T>
+class Buffer {
+ public:
+  T* get(int64_t size) {
+    if (size > capacity_) {
+      data_.reset(new T[static_cast<size_t>(size)]);
+      capacity_ = size;
+    }
+    return data_.get();
+  }
+
+ private:
+  std::unique_ptr<T[]> data_;
+  int64_t capacity_ = 0;
+};
+
 // Scratch of one thread, reused across rows.
 struct SelectScratch {
-  std::vector<float> delegates;
-  std::vector<kernels::TopkCandidate> candidates;
+  std::vector<kernels::TopkCandidate> candidates;  // gather_candidates' output
+  Buffer<uint32_t> delegates, keys, select;
+  Buffer<int32_t> indices;
+  Buffer<uint64_t> packed, sorted;
 };
 
 struct Cut {
-  float key;      // the k-th ranked selection key (NaN mapped to +inf)
-  int64_t ties;   // elements with key == `key` that are selected, lowest indices first
+  float key;             // the k-th ranked selection key (NaN mapped to +inf, -0 to +0)
+  int64_t ties;          // elements with key == `key` that are selected, lowest indices first
+  int64_t selected = 0;  // how many elements the cut selects (k); 0: not known
 };
 
-// Subrange length for delegate filtering of a row of `length` elements with k kept, or 0
-// when filtering does not pay (select over the whole row).
+// Vectors per delegate group (a group is one lane of that many consecutive vectors, see
+// kernels::TopkKernels) for a row of `length` elements with k kept, or 0 when filtering
+// does not pay (every element is a candidate).
 int64_t delegate_span(int64_t length, int64_t k, int lanes);
 
-// The candidates that can be among the k highest-ranked elements of the row (all of them
-// when filtering does not pay), written to scratch.candidates; returns their count (>= k).
+// The keys and indices (in index order) of the candidates that can be among the k
+// highest-ranked elements of the row (all elements when filtering does not pay), written to
+// scratch.keys and scratch.indices; returns their count (>= k).
+int64_t gather_keys(const kernels::TopkKernels& kernels, const float* row, int64_t length,
+                    int64_t k, SelectScratch& scratch);
+
+// The same candidates as (float key, index) pairs in scratch.candidates; returns the count.
 int64_t gather_candidates(const kernels::TopkKernels& kernels, const float* row, int64_t length,
                           int64_t k, SelectScratch& scratch);
 
@@ -35,7 +66,28 @@ int64_t gather_candidates(const kernels::TopkKernels& kernels, const float* row,
 Cut find_cut(const kernels::TopkKernels& kernels, const float* row, int64_t length, int64_t k,
              SelectScratch& scratch);
 
-// Writes the indices of the k elements the cut selects, in increasing order; returns k.
+// Writes the indices of the elements the cut selects (k of them), in increasing order;
+// returns how many. Writes no more than cut.selected when that is set.
+int64_t write_selected(const kernels::TopkKernels& kernels, const float* row, int64_t length,
+                       Cut cut, int32_t* indices);
+// The same with the kernels of the default ISA (the result does not depend on the ISA).
 int64_t write_selected(const float* row, int64_t length, Cut cut, int32_t* indices);
+
+// The k-th largest of keys[0, n) (1 <= k <= n) and how many keys are larger, by radix
+// select; `scratch` holds n keys (it may be `keys` itself, which is then overwritten).
+struct KthKey {
+  uint32_t key;
+  int64_t above;
+};
+KthKey kth_largest_key(const uint32_t* keys, int64_t n, int64_t k, uint32_t* scratch);
+
+// (~key << 32 | index) packs a candidate so that a smaller value ranks higher.
+inline uint64_t pack_candidate(uint32_t key, int32_t index) {
+  return (static_cast<uint64_t>(~key) << 32) | static_cast<uint32_t>(index);
+}
+// Sorts packed candidates that are in increasing index order into rank order (a stable
+// radix sort on the key half); returns `a` or `scratch` (n elements each), whichever holds
+// the result.
+uint64_t* sort_packed(uint64_t* a, uint64_t* scratch, int64_t n);
 
 }  // namespace dfss::topk

@@ -10,6 +10,7 @@
 
 #define DFSS_KERNEL_NS avx2
 #include "kernels/simd/vec_avx2-inl.h"
+#include "kernels/topk/topk_vec_avx2-inl.h"
 // clang-format off
 #include "kernels/topk/topk-inl.h"
 // clang-format on
@@ -17,7 +18,7 @@
 namespace dfss::kernels {
 
 const TopkKernels& topk_kernels_avx2() {
-  static const TopkKernels kernels = avx2::make_topk_kernels("f32_topk_delegates__avx2");
+  static const TopkKernels kernels = avx2::make_topk_kernels("f32_topk_groups__avx2");
   return kernels;
 }
 

@@ -10,6 +10,7 @@
 
 #define DFSS_KERNEL_NS avx512
 #include "kernels/simd/vec_avx512-inl.h"
+#include "kernels/topk/topk_vec_avx512-inl.h"
 // clang-format off
 #include "kernels/topk/topk-inl.h"
 // clang-format on
@@ -17,7 +18,7 @@
 namespace dfss::kernels {
 
 const TopkKernels& topk_kernels_avx512() {
-  static const TopkKernels kernels = avx512::make_topk_kernels("f32_topk_delegates__avx512");
+  static const TopkKernels kernels = avx512::make_topk_kernels("f32_topk_groups__avx512");
   return kernels;
 }
 

@@ -1,8 +1,10 @@
-// Interface between the top-k driver (src/topk/topk.cc) and its per-ISA kernels: the two
-// passes over a row that are worth vectorizing. The exact selection among the surviving
-// candidates runs in the driver (baseline code).
+// Interface between the top-k driver (src/topk/) and its per-ISA kernels: the passes over a
+// row that are worth vectorizing. The selection among the surviving candidates (radix select
+// and sort on integer keys) runs in the driver (baseline code).
 #pragma once
 
+#include <bit>
+#include <cmath>
 #include <cstdint>
 
 #include "dfss/cpu.h"
@@ -15,15 +17,47 @@ struct TopkCandidate {
   int32_t index;
 };
 
+// The selection key of x as an unsigned integer whose order is the rank order of values:
+// NaN ranks as +inf, -0 equals +0. Never 0 (-inf maps to 0x007fffff), so 0 is below every key.
+static inline uint32_t topk_key(float x) {
+  const float key = std::isnan(x) ? INFINITY : x + 0.0f;  // + 0: -0 -> +0
+  const uint32_t bits = std::bit_cast<uint32_t>(key);
+  return bits & 0x80000000u ? ~bits : bits | 0x80000000u;
+}
+// The float selection key of an integer key (the inverse of topk_key on its range).
+static inline float topk_key_value(uint32_t key) {
+  return std::bit_cast<float>(key & 0x80000000u ? key & 0x7fffffffu : ~key);
+}
+
+// The rows are read as groups for delegate filtering: the row's first length / lanes * lanes
+// elements are cut into blocks of `group` vectors (the last block may have fewer); group
+// b * lanes + l is lane l of the vectors of block b (elements b * group * lanes + v * lanes + l).
+// Its two largest keys are its delegates: distinct elements of the row, so the k-th largest
+// delegate is a lower bound of the row's k-th largest key. The last length % lanes elements
+// belong to no group.
+//
+// Output arrays written by `gather` and `write_cut` need `lanes` elements of slack past the
+// last one written (they store whole vectors).
 struct TopkKernels {
   const char* name;
-  int lanes;  // span lengths passed to the kernels are multiples of this
-  // delegates[s] = the largest key of x[s * span, min(length, (s + 1) * span)).
-  void (*delegates)(const float* x, int64_t length, int64_t span, float* delegates);
-  // Appends every element whose key is >= threshold to `out` (in index order) and returns
-  // how many; subranges whose delegate is below the threshold are skipped unread.
-  int64_t (*candidates)(const float* x, int64_t length, int64_t span, const float* delegates,
-                        float threshold, TopkCandidate* out);
+  int lanes;
+  // first[g] and second[g] = the largest and second largest key of group g, for the
+  // ceil((length / lanes) / group) * lanes groups (second = key(-inf) for groups of one
+  // element: a delegate that is no element is at most key(-inf), which admits every
+  // element).
+  void (*group_delegates)(const float* x, int64_t length, int64_t group, uint32_t* first,
+                          uint32_t* second);
+  // Appends the keys and indices of the elements whose key is >= bound (>= 1), in index
+  // order, and returns how many. With `first` (the delegates above), blocks where every
+  // first[g] < bound are skipped unread; with first == nullptr, every element is compared.
+  int64_t (*gather)(const float* x, int64_t length, int64_t group, const uint32_t* first,
+                    uint32_t bound, uint32_t* keys, int32_t* indices);
+  // Writes, in increasing order, the indices of the elements whose key is > cut and of the
+  // first `ties` elements whose key equals cut; returns how many. At most `capacity`
+  // indices are written, whole vectors only while they fit (no slack needed), and the scan
+  // stops once `capacity` are written.
+  int64_t (*write_cut)(const float* x, int64_t length, uint32_t cut, int64_t ties, int32_t* indices,
+                       int64_t capacity);
 };
 
 const TopkKernels& topk_kernels(Isa isa);  // isa already resolved and supported

@@ -9,6 +9,7 @@
 
 #define DFSS_KERNEL_NS scalar
 #include "kernels/simd/vec_scalar-inl.h"
+#include "kernels/topk/topk_vec_scalar-inl.h"
 // clang-format off
 #include "kernels/topk/topk-inl.h"
 // clang-format on
@@ -16,7 +17,7 @@
 namespace dfss::kernels {
 
 const TopkKernels& topk_kernels_scalar() {
-  static const TopkKernels kernels = scalar::make_topk_kernels("f32_topk_delegates__scalar");
+  static const TopkKernels kernels = scalar::make_topk_kernels("f32_topk_groups__scalar");
   return kernels;
 }
 
