@@ -23,7 +23,7 @@ double tuning(const char* name, double fallback) {
 }  // namespace
 
 int64_t delegate_span(int64_t length, int64_t k, int lanes) {
-  static const double kPerDelegate = tuning("DFSS_TOPK_A", 2.0);
+  static const double kPerDelegate = tuning("DFSS_TOPK_A", 1.0);
   static const double kSqrtScale = tuning("DFSS_TOPK_C", 1.0);
   static const double kMinLength = tuning("DFSS_TOPK_MIN", 128.0);
   if (static_cast<double>(length) < kMinLength) return 0;
@@ -47,8 +47,11 @@ int64_t gather_keys(const kernels::TopkKernels& kernels, const float* row, int64
   const int64_t groups = (length / lanes + group - 1) / group * lanes;
   uint32_t* delegates = scratch.delegates.get(2 * groups + lanes);
   kernels.group_delegates(row, length, group, delegates, delegates + groups);
+  // A bound a little below the k-th largest delegate is as good and saves select passes.
+  static const double kSlack = tuning("DFSS_TOPK_SLACK", 32.0);
+  const int64_t slack = kSlack > 0 ? std::max<int64_t>(4, static_cast<int64_t>(k / kSlack)) : 0;
   const uint32_t bound =
-      kth_largest_key(delegates, 2 * groups, k, scratch.select.get(2 * groups)).key;
+      kth_largest_key(delegates, 2 * groups, k, scratch.select.get(2 * groups), slack).key;
   return kernels.gather(row, length, group, delegates, bound, keys, indices);
 }
 
@@ -73,8 +76,15 @@ Cut find_cut(const kernels::TopkKernels& kernels, const float* row, int64_t leng
 
 int64_t write_selected(const kernels::TopkKernels& kernels, const float* row, int64_t length,
                        Cut cut, int32_t* indices) {
-  const int64_t capacity = cut.selected > 0 ? cut.selected : length;
-  return kernels.write_cut(row, length, kernels::topk_key(cut.key), cut.ties, indices, capacity);
+  const uint32_t key = kernels::topk_key(cut.key);
+  if (cut.selected > 0) return kernels.write_cut(row, length, key, cut.ties, indices, cut.selected);
+  // A cut not from find_cut: how many it selects is not known, so no whole-vector stores.
+  int64_t count = 0, ties = cut.ties;
+  for (int64_t j = 0; j < length; ++j) {
+    const uint32_t at = kernels::topk_key(row[j]);
+    if (at > key || (at == key && ties-- > 0)) indices[count++] = static_cast<int32_t>(j);
+  }
+  return count;
 }
 
 int64_t write_selected(const float* row, int64_t length, Cut cut, int32_t* indices) {
@@ -82,7 +92,8 @@ int64_t write_selected(const float* row, int64_t length, Cut cut, int32_t* indic
   return write_selected(kernels, row, length, cut, indices);
 }
 
-KthKey kth_largest_key(const uint32_t* keys, int64_t n, int64_t k, uint32_t* scratch) {
+KthKey kth_largest_key(const uint32_t* keys, int64_t n, int64_t k, uint32_t* scratch,
+                       int64_t slack) {
   uint32_t lo = UINT32_MAX, hi = 0;
   for (int64_t i = 0; i < n; ++i) {
     lo = std::min(lo, keys[i]);
@@ -105,7 +116,7 @@ KthKey kth_largest_key(const uint32_t* keys, int64_t n, int64_t k, uint32_t* scr
     while (larger + count[bucket] < k) larger += count[bucket--];
     above += larger;
     k -= larger;
-    if (shift == 0) return {lo + bucket, above};
+    if (shift == 0 || count[bucket] <= slack) return {lo + (bucket << shift), above};
     int64_t kept = 0;
     for (int64_t i = 0; i < n; ++i) {
       const uint32_t key = from[i];
@@ -124,46 +135,75 @@ KthKey kth_largest_key(const uint32_t* keys, int64_t n, int64_t k, uint32_t* scr
   return {lo, above};
 }
 
+namespace {
+
+inline uint32_t packed_key(uint64_t packed) {
+  return static_cast<uint32_t>(packed >> 32);
+}
+
+void insertion_sort(uint64_t* a, int64_t n) {
+  for (int64_t i = 1; i < n; ++i) {
+    const uint64_t v = a[i];
+    int64_t j = i;
+    for (; j > 0 && a[j - 1] > v; --j) a[j] = a[j - 1];
+    a[j] = v;
+  }
+}
+
+// Sorts src[0, n), whose key halves are in [lo, lo + 2^width), into dst (src is clobbered):
+// one stable most-significant-digit pass with about n buckets, the same recursively for
+// buckets of more than 16, and an insertion sort that finishes the small buckets.
+void msd_sort(uint64_t* src, uint64_t* dst, int64_t n, uint32_t lo, int width) {
+  constexpr int64_t kSmall = 16;
+  const int bits = std::min(
+      width, std::clamp(static_cast<int>(std::bit_width(static_cast<uint64_t>(n))) - 1, 4, 11));
+  const int shift = width - bits;
+  const uint32_t buckets = uint32_t{1} << bits;
+  uint32_t end[2048];
+  std::fill(end, end + buckets, 0u);
+  for (int64_t i = 0; i < n; ++i) ++end[(packed_key(src[i]) - lo) >> shift];
+  uint32_t sum = 0;
+  for (uint32_t d = 0; d < buckets; ++d) {
+    const uint32_t c = end[d];
+    end[d] = sum;  // the bucket's start, until the scatter moves it to its end
+    sum += c;
+  }
+  for (int64_t i = 0; i < n; ++i) dst[end[(packed_key(src[i]) - lo) >> shift]++] = src[i];
+  if (shift > 0) {
+    for (uint32_t d = 0, begin = 0; d < buckets; begin = end[d++]) {
+      const int64_t size = end[d] - begin;
+      if (size <= kSmall) continue;
+      msd_sort(dst + begin, src + begin, size, lo + (d << shift), shift);
+      std::copy(src + begin, src + end[d], dst + begin);
+    }
+  }
+  insertion_sort(dst, n);
+}
+
+}  // namespace
+
 uint64_t* sort_packed(uint64_t* a, uint64_t* scratch, int64_t n) {
   if (n <= 16) {
-    for (int64_t i = 1; i < n; ++i) {
-      const uint64_t v = a[i];
-      int64_t j = i;
-      for (; j > 0 && a[j - 1] > v; --j) a[j] = a[j - 1];
-      a[j] = v;
-    }
+    insertion_sort(a, n);
+    return a;
+  }
+  // Rows that are sorted already, ascending or descending (the packed values are distinct).
+  int64_t ascents = 0;
+  for (int64_t i = 1; i < n; ++i) ascents += a[i - 1] < a[i];
+  if (ascents == n - 1) return a;
+  if (ascents == 0) {
+    std::reverse(a, a + n);
     return a;
   }
   uint32_t lo = UINT32_MAX, hi = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const auto key = static_cast<uint32_t>(a[i] >> 32);
-    lo = std::min(lo, key);
-    hi = std::max(hi, key);
+    lo = std::min(lo, packed_key(a[i]));
+    hi = std::max(hi, packed_key(a[i]));
   }
   const int width = static_cast<int>(std::bit_width(hi - lo));
   if (width == 0) return a;  // one key: index order is rank order
-  const int most =
-      std::clamp(static_cast<int>(std::bit_width(static_cast<uint64_t>(n))) - 1, 4, 11);
-  const int passes = (width + most - 1) / most;
-  const int bits = (width + passes - 1) / passes;
-  const uint32_t mask = (uint32_t{1} << bits) - 1;
-  uint32_t count[2048];
-  for (int pass = 0; pass < passes; ++pass) {
-    const int shift = 32 + pass * bits;
-    std::fill(count, count + mask + 1, 0u);
-    for (int64_t i = 0; i < n; ++i)
-      ++count[((static_cast<uint32_t>(a[i] >> 32) - lo) >> (shift - 32)) & mask];
-    uint32_t sum = 0;
-    for (uint32_t d = 0; d <= mask; ++d) {
-      const uint32_t c = count[d];
-      count[d] = sum;
-      sum += c;
-    }
-    for (int64_t i = 0; i < n; ++i)
-      scratch[count[((static_cast<uint32_t>(a[i] >> 32) - lo) >> (shift - 32)) & mask]++] = a[i];
-    std::swap(a, scratch);
-  }
-  return a;
+  msd_sort(a, scratch, n, lo, width);
+  return scratch;
 }
 
 }  // namespace dfss::topk

@@ -67,27 +67,32 @@ Cut find_cut(const kernels::TopkKernels& kernels, const float* row, int64_t leng
              SelectScratch& scratch);
 
 // Writes the indices of the elements the cut selects (k of them), in increasing order;
-// returns how many. Writes no more than cut.selected when that is set.
+// returns how many. With cut.selected set (find_cut sets it) the vector kernel writes at most
+// that many and stops once it has them; a cut without it takes a plain scalar loop.
 int64_t write_selected(const kernels::TopkKernels& kernels, const float* row, int64_t length,
                        Cut cut, int32_t* indices);
 // The same with the kernels of the default ISA (the result does not depend on the ISA).
 int64_t write_selected(const float* row, int64_t length, Cut cut, int32_t* indices);
 
 // The k-th largest of keys[0, n) (1 <= k <= n) and how many keys are larger, by radix
-// select; `scratch` holds n keys (it may be `keys` itself, which is then overwritten).
+// select; `scratch` holds n keys (it may be `keys` itself, which is then overwritten). With
+// slack > 0 the select may stop early, at a radix bucket of at most `slack` keys that holds
+// the k-th largest: `key` is then the bucket's lower edge (at most the k-th largest, a bound)
+// and `above` counts the keys above the bucket.
 struct KthKey {
   uint32_t key;
   int64_t above;
 };
-KthKey kth_largest_key(const uint32_t* keys, int64_t n, int64_t k, uint32_t* scratch);
+KthKey kth_largest_key(const uint32_t* keys, int64_t n, int64_t k, uint32_t* scratch,
+                       int64_t slack = 0);
 
 // (~key << 32 | index) packs a candidate so that a smaller value ranks higher.
 inline uint64_t pack_candidate(uint32_t key, int32_t index) {
   return (static_cast<uint64_t>(~key) << 32) | static_cast<uint32_t>(index);
 }
-// Sorts packed candidates that are in increasing index order into rank order (a stable
-// radix sort on the key half); returns `a` or `scratch` (n elements each), whichever holds
-// the result.
+// Sorts packed candidates into rank order (a radix sort on the key half, finished by an
+// insertion sort on the whole value); returns `a` or `scratch` (n elements each, `a` is
+// clobbered), whichever holds the result.
 uint64_t* sort_packed(uint64_t* a, uint64_t* scratch, int64_t n);
 
 }  // namespace dfss::topk
