@@ -219,31 +219,36 @@ TEST(TopkSelect, AttentionSizedRows) {
 
 TEST(TopkSelect, KthLargestKeyAndItsBound) {
   std::mt19937 rng(11);
-  for (int64_t n : {1, 2, 17, 300, 4096, 70000}) {
-    for (int spread : {1, 7, 1000, 0}) {  // 0: full 32-bit range
-      std::vector<uint32_t> keys(static_cast<size_t>(n));
-      for (uint32_t& key : keys) key = spread ? 1000 + rng() % spread : rng() | 1;
-      if (n > 2) keys[1] = 0xffffffffu, keys[2] = 1;  // outliers stretch the range
-      std::vector<uint32_t> sorted = keys;
-      std::sort(sorted.begin(), sorted.end(), std::greater<>());
-      for (int64_t k : {int64_t{1}, n / 2 + 1, n}) {
-        if (k < 1 || k > n) continue;
-        std::vector<uint32_t> scratch(static_cast<size_t>(n));
-        const topk::KthKey kth = topk::kth_largest_key(keys.data(), n, k, scratch.data());
-        ASSERT_EQ(kth.key, sorted[k - 1]) << n << " " << spread << " " << k;
-        ASSERT_EQ(kth.above, std::count_if(keys.begin(), keys.end(),
-                                           [&](uint32_t key) { return key > kth.key; }));
-        for (int64_t slack : {1, 16, 1000}) {
-          const topk::KthKey bound =
-              topk::kth_largest_key(keys.data(), n, k, scratch.data(), slack);
-          ASSERT_LE(bound.key, sorted[k - 1]);
-          ASSERT_GE(std::count_if(keys.begin(), keys.end(),
-                                  [&](uint32_t key) { return key >= bound.key; }),
-                    k);
+  for (Isa isa : isas_here()) {
+    const kernels::TopkKernels& kernels = kernels::topk_kernels(isa);
+    for (int64_t n : {1, 2, 17, 300, 4096, 70000}) {
+      for (int spread : {1, 7, 1000, 0}) {  // 0: full 32-bit range
+        std::vector<uint32_t> keys(static_cast<size_t>(n));
+        for (uint32_t& key : keys) key = spread ? 1000 + rng() % spread : rng() | 1;
+        if (n > 2) keys[1] = 0xffffffffu, keys[2] = 1;  // outliers stretch the range
+        std::vector<uint32_t> sorted = keys;
+        std::sort(sorted.begin(), sorted.end(), std::greater<>());
+        for (int64_t k : {int64_t{1}, n / 2 + 1, n}) {
+          if (k < 1 || k > n) continue;
+          std::vector<uint32_t> scratch(static_cast<size_t>(n));
+          const topk::KthKey kth =
+              topk::kth_largest_key(kernels, keys.data(), n, k, scratch.data());
+          ASSERT_EQ(kth.key, sorted[k - 1]) << n << " " << spread << " " << k;
+          ASSERT_EQ(kth.above, std::count_if(keys.begin(), keys.end(),
+                                             [&](uint32_t key) { return key > kth.key; }));
+          for (int64_t slack : {1, 16, 1000}) {
+            const topk::KthKey bound =
+                topk::kth_largest_key(kernels, keys.data(), n, k, scratch.data(), slack);
+            ASSERT_LE(bound.key, sorted[k - 1]);
+            ASSERT_GE(std::count_if(keys.begin(), keys.end(),
+                                    [&](uint32_t key) { return key >= bound.key; }),
+                      k);
+          }
+          // In place (scratch = keys) on a copy.
+          std::vector<uint32_t> copy = keys;
+          ASSERT_EQ(topk::kth_largest_key(kernels, copy.data(), n, k, copy.data()).key,
+                    sorted[k - 1]);
         }
-        // In place (scratch = keys) on a copy.
-        std::vector<uint32_t> copy = keys;
-        ASSERT_EQ(topk::kth_largest_key(copy.data(), n, k, copy.data()).key, sorted[k - 1]);
       }
     }
   }

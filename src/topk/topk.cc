@@ -54,7 +54,8 @@ void topk_row(const TopkKernels& kernels, const float* row, int64_t length, int6
   const int64_t kept = cut ? k : count;
   uint64_t* packed = scratch.packed.get(kept);
   if (cut) {
-    const topk::KthKey kth = topk::kth_largest_key(keys, count, k, scratch.select.get(count));
+    const topk::KthKey kth =
+        topk::kth_largest_key(kernels, keys, count, k, scratch.select.get(count));
     int64_t ties = k - kth.above, at = 0;
     for (int64_t i = 0; i < count; ++i) {
       const uint32_t key = keys[i];

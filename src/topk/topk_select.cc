@@ -51,7 +51,7 @@ int64_t gather_keys(const kernels::TopkKernels& kernels, const float* row, int64
   static const double kSlack = tuning("DFSS_TOPK_SLACK", 32.0);
   const int64_t slack = kSlack > 0 ? std::max<int64_t>(4, static_cast<int64_t>(k / kSlack)) : 0;
   const uint32_t bound =
-      kth_largest_key(delegates, 2 * groups, k, scratch.select.get(2 * groups), slack).key;
+      kth_largest_key(kernels, delegates, 2 * groups, k, scratch.select.get(2 * groups), slack).key;
   return kernels.gather(row, length, group, delegates, bound, keys, indices);
 }
 
@@ -70,7 +70,8 @@ Cut find_cut(const kernels::TopkKernels& kernels, const float* row, int64_t leng
              SelectScratch& scratch) {
   const int64_t count = gather_keys(kernels, row, length, k, scratch);
   uint32_t* keys = scratch.keys.get(0);
-  const KthKey kth = kth_largest_key(keys, count, k, keys);  // the keys are not needed after
+  const KthKey kth =
+      kth_largest_key(kernels, keys, count, k, keys);  // the keys are not needed after
   return {kernels::topk_key_value(kth.key), k - kth.above, k};
 }
 
@@ -92,13 +93,11 @@ int64_t write_selected(const float* row, int64_t length, Cut cut, int32_t* indic
   return write_selected(kernels, row, length, cut, indices);
 }
 
-KthKey kth_largest_key(const uint32_t* keys, int64_t n, int64_t k, uint32_t* scratch,
-                       int64_t slack) {
-  uint32_t lo = UINT32_MAX, hi = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    lo = std::min(lo, keys[i]);
-    hi = std::max(hi, keys[i]);
-  }
+KthKey kth_largest_key(const kernels::TopkKernels& kernels, const uint32_t* keys, int64_t n,
+                       int64_t k, uint32_t* scratch, int64_t slack) {
+  uint32_t range[2];
+  kernels.key_range(keys, n, range);
+  uint32_t lo = range[0], hi = range[1];
   int64_t above = 0;
   const uint32_t* from = keys;
   uint32_t count[2048];
@@ -116,21 +115,13 @@ KthKey kth_largest_key(const uint32_t* keys, int64_t n, int64_t k, uint32_t* scr
     while (larger + count[bucket] < k) larger += count[bucket--];
     above += larger;
     k -= larger;
-    if (shift == 0 || count[bucket] <= slack) return {lo + (bucket << shift), above};
-    int64_t kept = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      const uint32_t key = from[i];
-      scratch[kept] = key;
-      kept += ((key - lo) >> shift) == bucket;
-    }
-    n = kept;
+    const uint32_t first = lo + (bucket << shift);
+    if (shift == 0 || count[bucket] <= slack) return {first, above};
+    n = kernels.keep_range(from, n, first, (uint32_t{1} << shift) - 1, scratch);
     from = scratch;
-    lo = UINT32_MAX;
-    hi = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      lo = std::min(lo, from[i]);
-      hi = std::max(hi, from[i]);
-    }
+    kernels.key_range(from, n, range);
+    lo = range[0];
+    hi = range[1];
   }
   return {lo, above};
 }

@@ -83,8 +83,8 @@ struct KthKey {
   uint32_t key;
   int64_t above;
 };
-KthKey kth_largest_key(const uint32_t* keys, int64_t n, int64_t k, uint32_t* scratch,
-                       int64_t slack = 0);
+KthKey kth_largest_key(const kernels::TopkKernels& kernels, const uint32_t* keys, int64_t n,
+                       int64_t k, uint32_t* scratch, int64_t slack = 0);
 
 // (~key << 32 | index) packs a candidate so that a smaller value ranks higher.
 inline uint64_t pack_candidate(uint32_t key, int32_t index) {

@@ -93,8 +93,40 @@ inline int64_t topk_write_cut(const float* x, int64_t length, uint32_t cut, int6
   return count;
 }
 
+// Plain loops, vectorized by the compiler for the ISA.
+inline void topk_key_range(const uint32_t* keys, int64_t n, uint32_t* lo_hi) {
+  uint32_t lo = UINT32_MAX, hi = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    lo = std::min(lo, keys[i]);
+    hi = std::max(hi, keys[i]);
+  }
+  lo_hi[0] = lo;
+  lo_hi[1] = hi;
+}
+
+inline int64_t topk_keep_range(const uint32_t* keys, int64_t n, uint32_t first, uint32_t span,
+                               uint32_t* out) {
+  int64_t count = 0, i = 0;
+  // In place (out == keys) too: a vector is loaded before stores reach it, and count <= i.
+  for (; i + kLanes <= n; i += kLanes) {
+    const KeyReg raw = tk_load_raw(keys + i);
+    count += tk_pack_raw(out + count, raw, tk_mask_in_range(raw, first, span));
+  }
+  for (; i < n; ++i) {
+    const uint32_t key = keys[i];
+    if (key - first <= span) out[count++] = key;
+  }
+  return count;
+}
+
 inline TopkKernels make_topk_kernels(const char* name) {
-  return {name, kLanes, &topk_group_delegates, &topk_gather, &topk_write_cut};
+  return {name,
+          kLanes,
+          &topk_group_delegates,
+          &topk_gather,
+          &topk_write_cut,
+          &topk_key_range,
+          &topk_keep_range};
 }
 
 }  // namespace dfss::kernels::DFSS_KERNEL_NS

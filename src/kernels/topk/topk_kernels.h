@@ -36,8 +36,8 @@ static inline float topk_key_value(uint32_t key) {
 // delegate is a lower bound of the row's k-th largest key. The last length % lanes elements
 // belong to no group.
 //
-// Output arrays written by `gather` and `write_cut` need `lanes` elements of slack past the
-// last one written (they store whole vectors).
+// Output arrays written by `gather` need `lanes` elements of slack past the last one
+// written (it stores whole vectors).
 struct TopkKernels {
   const char* name;
   int lanes;
@@ -58,6 +58,12 @@ struct TopkKernels {
   // stops once `capacity` are written.
   int64_t (*write_cut)(const float* x, int64_t length, uint32_t cut, int64_t ties, int32_t* indices,
                        int64_t capacity);
+  // For the radix select on keys: lo_hi = {smallest, largest} of keys[0, n) (n >= 1); and
+  // the keys in [first, first + span] (unsigned arithmetic), kept in order in `out` (which
+  // may be `keys`, or any array of n), returning how many.
+  void (*key_range)(const uint32_t* keys, int64_t n, uint32_t* lo_hi);
+  int64_t (*keep_range)(const uint32_t* keys, int64_t n, uint32_t first, uint32_t span,
+                        uint32_t* out);
 };
 
 const TopkKernels& topk_kernels(Isa isa);  // isa already resolved and supported

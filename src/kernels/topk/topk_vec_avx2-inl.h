@@ -68,6 +68,21 @@ inline int tk_pack(uint32_t* keys, int32_t* indices, KeyReg signed_keys, uint32_
                       _mm256_add_epi32(lanes, _mm256_set1_epi32(first)));
   return std::popcount(mask);
 }
+// Raw (unsigned) keys, for the radix select: lanes whose key is in [first, first + span].
+inline KeyReg tk_load_raw(const uint32_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+inline uint32_t tk_mask_in_range(KeyReg raw, uint32_t first, uint32_t span) {
+  const __m256i offset = _mm256_sub_epi32(raw, _mm256_set1_epi32(static_cast<int32_t>(first)));
+  const __m256i within = _mm256_cmpeq_epi32(
+      _mm256_min_epu32(offset, _mm256_set1_epi32(static_cast<int32_t>(span))), offset);
+  return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(within)));
+}
+inline int tk_pack_raw(uint32_t* out, KeyReg raw, uint32_t mask) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out),
+                      _mm256_permutevar8x32_epi32(raw, tk_pack_lanes(mask)));
+  return std::popcount(mask);
+}
 // The same for the indices alone.
 inline int tk_pack_indices(int32_t* indices, uint32_t mask, int32_t first) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(indices),

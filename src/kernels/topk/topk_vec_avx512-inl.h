@@ -52,6 +52,19 @@ inline int tk_pack(uint32_t* keys, int32_t* indices, KeyReg signed_keys, uint32_
                           m, _mm512_add_epi32(tk_lane_numbers(), _mm512_set1_epi32(first))));
   return std::popcount(mask);
 }
+// Raw (unsigned) keys, for the radix select: lanes whose key is in [first, first + span].
+inline KeyReg tk_load_raw(const uint32_t* p) {
+  return _mm512_loadu_si512(p);
+}
+inline uint32_t tk_mask_in_range(KeyReg raw, uint32_t first, uint32_t span) {
+  return _mm512_cmple_epu32_mask(
+      _mm512_sub_epi32(raw, _mm512_set1_epi32(static_cast<int32_t>(first))),
+      _mm512_set1_epi32(static_cast<int32_t>(span)));
+}
+inline int tk_pack_raw(uint32_t* out, KeyReg raw, uint32_t mask) {
+  _mm512_storeu_si512(out, _mm512_maskz_compress_epi32(static_cast<__mmask16>(mask), raw));
+  return std::popcount(mask);
+}
 // The same for the indices alone.
 inline int tk_pack_indices(int32_t* indices, uint32_t mask, int32_t first) {
   _mm512_storeu_si512(indices, _mm512_maskz_compress_epi32(

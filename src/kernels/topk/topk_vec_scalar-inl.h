@@ -52,6 +52,25 @@ inline int tk_pack(uint32_t* keys, int32_t* indices, const KeyReg& signed_keys, 
   }
   return count;
 }
+inline KeyReg tk_load_raw(const uint32_t* p) {
+  KeyReg r;
+  for (int i = 0; i < kLanes; ++i) r.lane[i] = static_cast<int32_t>(p[i]);
+  return r;
+}
+inline uint32_t tk_mask_in_range(const KeyReg& raw, uint32_t first, uint32_t span) {
+  uint32_t bits = 0;
+  for (int i = 0; i < kLanes; ++i)
+    bits |= static_cast<uint32_t>(static_cast<uint32_t>(raw.lane[i]) - first <= span) << i;
+  return bits;
+}
+inline int tk_pack_raw(uint32_t* out, const KeyReg& raw, uint32_t mask) {
+  int count = 0;
+  for (int i = 0; i < kLanes; ++i) {
+    out[count] = static_cast<uint32_t>(raw.lane[i]);
+    count += (mask >> i) & 1;
+  }
+  return count;
+}
 inline int tk_pack_indices(int32_t* indices, uint32_t mask, int32_t first) {
   int count = 0;
   for (int i = 0; i < kLanes; ++i) {
