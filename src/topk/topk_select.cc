@@ -5,35 +5,20 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <cstdlib>
 
 namespace dfss::topk {
-namespace {
-
-// Delegate groups of about L / (2k) elements give 2 * (L / group) >= 4k delegates, whose
-// k-th largest is close to the row's k-th largest (the kept fraction is then about
-// 1.03-1.15 k / L for k / L in 1/8 .. 1/64). Long groups make blocks of group * lanes
-// elements that are opened whole, so for long rows with small k the group is held to about
-// sqrt(L / k) vectors: a few more delegates, far fewer elements scanned twice.
-double tuning(const char* name, double fallback) {
-  const char* text = std::getenv(name);
-  return text ? std::atof(text) : fallback;
-}
-
-}  // namespace
-
+// Groups of L / k vectors give 2L / group = 2k delegates, whose k-th largest is close to the
+// row's k-th largest key. Up to 8 vectors the groups are longer when k / L is smaller: more
+// delegates per k (1024 for L = 4096, k = 256: about 1.03 k candidates). For long rows with
+// small k, blocks of group * lanes elements are opened whole, so the group is held to about
+// sqrt(L / k) vectors: more delegates, far fewer elements scanned in opened blocks.
 int64_t delegate_span(int64_t length, int64_t k, int lanes) {
-  static const double kPerDelegate = tuning("DFSS_TOPK_A", 1.0);
-  static const double kSqrtScale = tuning("DFSS_TOPK_C", 1.0);
-  static const double kMinLength = tuning("DFSS_TOPK_MIN", 128.0);
-  if (static_cast<double>(length) < kMinLength) return 0;
+  if (length < 128) return 0;
   const double ratio = static_cast<double>(length) / static_cast<double>(k);
-  const double longest = std::max(8.0, kSqrtScale * std::sqrt(ratio));
-  const auto group = static_cast<int64_t>(std::min(ratio / kPerDelegate, longest));
+  const auto group = static_cast<int64_t>(std::min(ratio, std::max(8.0, std::sqrt(ratio))));
   if (group < 2) return 0;
-  // At least k delegates (2 per group of a full block of lanes vectors).
-  const int64_t vectors = length / lanes;
-  const int64_t groups = (vectors + group - 1) / group * lanes;
+  // At least k delegates (2 per group; a block of lanes groups per `group` vectors).
+  const int64_t groups = (length / lanes + group - 1) / group * lanes;
   return 2 * groups >= k ? group : 0;
 }
 
@@ -47,9 +32,9 @@ int64_t gather_keys(const kernels::TopkKernels& kernels, const float* row, int64
   const int64_t groups = (length / lanes + group - 1) / group * lanes;
   uint32_t* delegates = scratch.delegates.get(2 * groups + lanes);
   kernels.group_delegates(row, length, group, delegates, delegates + groups);
-  // A bound a little below the k-th largest delegate is as good and saves select passes.
-  static const double kSlack = tuning("DFSS_TOPK_SLACK", 32.0);
-  const int64_t slack = kSlack > 0 ? std::max<int64_t>(4, static_cast<int64_t>(k / kSlack)) : 0;
+  // A bound a little below the k-th largest delegate (the lower edge of a radix bucket of
+  // at most k / 32 delegates) is about as tight and saves select passes.
+  const int64_t slack = std::max<int64_t>(4, k / 32);
   const uint32_t bound =
       kth_largest_key(kernels, delegates, 2 * groups, k, scratch.select.get(2 * groups), slack).key;
   return kernels.gather(row, length, group, delegates, bound, keys, indices);
