@@ -19,21 +19,30 @@ inline constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 inline constexpr int64_t kScoreStride = KB;
 
 // acc[R][C] = Q tile (packed [d][R]) x K block columns (packed [d][KB], C vectors wide).
+// The register-tile loops are unrolled up front: where a tile is not inlined into a larger
+// kernel (unfused_scores, unfused_values), GCC 12 otherwise kept acc on the stack.
 template <int C>
 inline void qk_tile_f32(const float* q_tile, const float* k_cols, int64_t d, float* s,
                         int64_t s_stride) {
   Reg acc[R][C];
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
     for (int c = 0; c < C; ++c) acc[r][c] = vzero();
   for (int64_t k = 0; k < d; ++k) {
     Reg key[C];
+#pragma GCC unroll 16
     for (int c = 0; c < C; ++c) key[c] = vload(k_cols + k * KB + c * kLanes);
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const Reg q = vbroadcast(q_tile + k * R + r);
+#pragma GCC unroll 16
       for (int c = 0; c < C; ++c) acc[r][c] = vfmadd(q, key[c], acc[r][c]);
     }
   }
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
     for (int c = 0; c < C; ++c) vstore(s + r * s_stride + c * kLanes, acc[r][c]);
 }
 
@@ -42,19 +51,26 @@ template <int C>
 inline void pv_tile_f32(const float* p, int64_t p_stride, const float* v_cols, int64_t dv_pad,
                         float* o, const float* alpha) {
   Reg acc[R][C];
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     const Reg scale = vset1(alpha ? alpha[r] : 1.0f);
+#pragma GCC unroll 16
     for (int c = 0; c < C; ++c) acc[r][c] = vmul(vload(o + r * dv_pad + c * kLanes), scale);
   }
   for (int j = 0; j < KB; ++j) {
     Reg value[C];
+#pragma GCC unroll 16
     for (int c = 0; c < C; ++c) value[c] = vload(v_cols + j * dv_pad + c * kLanes);
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const Reg weight = vbroadcast(p + r * p_stride + j);
+#pragma GCC unroll 16
       for (int c = 0; c < C; ++c) acc[r][c] = vfmadd(weight, value[c], acc[r][c]);
     }
   }
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
     for (int c = 0; c < C; ++c) vstore(o + r * dv_pad + c * kLanes, acc[r][c]);
 }
 

@@ -35,14 +35,18 @@ template <int N>
 inline void selected_group_dots(const float* const* q, int64_t q_stride, const float* k_grouped,
                                 int64_t d, const int32_t* groups, float* const* out) {
   const float* column[N];
-  Reg acc[N];
+  Reg acc[N];  // unrolled loops: GCC keeps acc in registers (see selected_value_columns)
+#pragma GCC unroll 8
   for (int g = 0; g < N; ++g) {
     column[g] = k_grouped + groups[g] / kLanes * d * kLanes;
     acc[g] = vzero();
   }
-  for (int64_t c = 0; c < d; ++c)
+  for (int64_t c = 0; c < d; ++c) {
+#pragma GCC unroll 8
     for (int g = 0; g < N; ++g)
       acc[g] = vfmadd(vbroadcast(q[g] + c * q_stride), vload(column[g] + c * kLanes), acc[g]);
+  }
+#pragma GCC unroll 8
   for (int g = 0; g < N; ++g) vstore(out[g], acc[g]);
 }
 
@@ -71,14 +75,19 @@ inline void selected_key_dots(const float* const* q, int64_t q_stride, const flo
 template <int C>
 inline void selected_value_columns(const float* weights, const int32_t* keys, int64_t count,
                                    const float* v_packed, int64_t dv_pad, int64_t c0, float* o) {
+  // Unrolled up front so that GCC keeps acc in registers (otherwise it lived on the stack:
+  // a store-to-load round trip per key and vector).
   Reg acc[C];
+#pragma GCC unroll 8
   for (int c = 0; c < C; ++c) acc[c] = vload(o + c0 + c * kLanes);
   for (int64_t j = 0; j < count; ++j) {
     if (weights[j] == 0.0f) continue;  // masked keys weigh nothing: no 0 * inf from V
     const Reg w = vbroadcast(weights + j);
     const float* row = v_packed + int64_t{keys[j]} * dv_pad + c0;
+#pragma GCC unroll 8
     for (int c = 0; c < C; ++c) acc[c] = vfmadd(w, vload(row + c * kLanes), acc[c]);
   }
+#pragma GCC unroll 8
   for (int c = 0; c < C; ++c) vstore(o + c0 + c * kLanes, acc[c]);
 }
 
