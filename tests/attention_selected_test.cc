@@ -51,6 +51,9 @@ std::vector<FeatureCase> selected_cases() {
   add(c, {topk(16), dsa(32, 8), dsa(48, 16)});
   c.window = 50;
   add(c, {topk(16), dsa(32, 8)});
+  c.lq = c.lk = 700;  // rows whose window starts past the first key blocks
+  c.window = 300;
+  add(c, {topk(40), dsa(64, 4)});
   c = base;
   c.key_mask = true;
   c.batch = 3;

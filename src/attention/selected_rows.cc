@@ -1,6 +1,7 @@
 #include "attention/selected_rows.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 
@@ -130,11 +131,26 @@ void RowSelector::select(int64_t b, int64_t h, int64_t row0, int64_t rows, const
   out.counts.assign(static_cast<size_t>(rows), 0);
   pack_queries(p_, g, b, h, row0, rows, q_packed_.get());
 
-  // Q·Kᵀ dot products of the block: with every key (topk) or every predictor key (dsa).
-  const int64_t columns = p_.pattern.predicted ? layout.pooled_pad : g.lk_pad;
-  layout.selected->score_tiles(q_packed_.get(), (rows + kTileRows - 1) / kTileRows,
-                               p_.pattern.predicted ? slot.pooled_k : slot.k, p_.d,
-                               columns / kKeyBlock, scores_.get(), score_stride_);
+  // Q·Kᵀ dot products of the block with the keys (topk) or predictor keys (dsa) that some
+  // row of it sees: the causal rule and the window leave whole key blocks out (then never
+  // read: the per-row passes look at [begin, end) only).
+  int64_t first_seen = INT64_MAX, last_seen = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t begin = 0, end = 0;
+    visible_keys(p_, b, row0 + r, &begin, &end);
+    if (begin >= end) continue;
+    first_seen = std::min(first_seen, begin);
+    last_seen = std::max(last_seen, end);
+  }
+  if (first_seen < last_seen) {
+    const int64_t unit = p_.pattern.predicted ? layout.block : 1;  // keys per column
+    const int64_t block0 = first_seen / unit / kKeyBlock;
+    const int64_t block1 = ((last_seen + unit - 1) / unit + kKeyBlock - 1) / kKeyBlock;
+    const float* keys = p_.pattern.predicted ? slot.pooled_k : slot.k;
+    layout.selected->score_tiles(q_packed_.get(), (rows + kTileRows - 1) / kTileRows,
+                                 keys + block0 * p_.d * kKeyBlock, p_.d, block1 - block0,
+                                 scores_.get() + block0 * kKeyBlock, score_stride_);
+  }
 
   int64_t bias_stride = 0;
   const float* bias = key_bias;
