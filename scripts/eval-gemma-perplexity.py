@@ -387,6 +387,65 @@ def run_analysis(args, tokenizer, model, tokens, results, captured):
     captured.clear()
 
 
+# ----------------------------------------------------------------------------- report
+
+
+def report(paths: list[str]) -> None:
+    """Markdown tables (as in docs/accuracy.md) from the JSON files of earlier runs."""
+    rows = []
+    for path in paths:
+        with open(path) as handle:
+            rows += json.load(handle)["results"]
+    ppl = [r for r in rows if r["kind"] == "perplexity"]
+    if ppl:
+        lengths = sorted({r["length"] for r in ppl})
+        configs = list(dict.fromkeys(r["config"] for r in ppl))
+        by = {(r["config"], r["length"]): r for r in ppl}
+        base = {n: by.get(("dense", n)) for n in lengths}
+        print("| configuration | source | " + " | ".join(f"N = {n}" for n in lengths) + " |")
+        print("|---|---|" + "---|" * len(lengths))
+        for c in configs:
+            cells = []
+            for n in lengths:
+                r = by.get((c, n))
+                if r is None:
+                    cells.append("–")
+                    continue
+                cell = f"{r['perplexity']:.4f}"
+                if base[n] is not None and c != "dense":
+                    rel = r["perplexity"] / base[n]["perplexity"] - 1
+                    cell += f" ({rel:+.1e})" if abs(rel) < 1e-3 else f" ({100 * rel:+.2f} %)"
+                cells.append(cell)
+            source = "emulation" if any(by[(c, n)]["emulated"] for n in lengths
+                                        if (c, n) in by) else "dfss op" if c != "sdpa" else "torch"
+            print(f"| {c} | {source} | " + " | ".join(cells) + " |")
+        print()
+        print("seconds per window: " + "; ".join(
+            f"{c} " + "/".join(f"{by[(c, n)]['seconds']:.0f}" for n in lengths if (c, n) in by)
+            for c in configs))
+        print()
+    ana = [r for r in rows if r["kind"] == "analysis"]
+    for n in sorted({r["length"] for r in ana}):
+        sub = [r for r in ana if r["length"] == n]
+        layers = sorted({r["layer"] for r in sub})
+        by = {(r["pattern"], r["layer"]): r for r in sub}
+        print(f"N = {n}")
+        print()
+        print("| pattern | source | " + " | ".join(f"kept_mass L{l}" for l in layers) + " | "
+              + " | ".join(f"error L{l}" for l in layers) + " | "
+              + " | ".join(f"recall L{l}" for l in layers) + " |")
+        print("|---|---|" + "---|" * (3 * len(layers)))
+        for pattern in dict.fromkeys(r["pattern"] for r in sub):
+            cells = [by[(pattern, l)] for l in layers]
+            mass = [("–" if c["kept_mass"] is None else f"{c['kept_mass']:.3f}") for c in cells]
+            err = [f"{c['rel_error']:.2g}" if c["rel_error"] < 1e-3 else f"{c['rel_error']:.3f}"
+                   for c in cells]
+            rec = [("–" if c["recall"] is None else f"{c['recall']:.3f}") for c in cells]
+            source = "emulation" if cells[0]["emulated"] else "dfss op"
+            print(f"| {pattern} | {source} | " + " | ".join(mass + err + rec) + " |")
+        print()
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -427,7 +486,12 @@ def main():
                         help="lengths (e.g. 4096,8192) for the per-layer analysis")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--json", default="")
+    parser.add_argument("--report", nargs="+", metavar="JSON",
+                        help="print the markdown tables of earlier runs' JSON files and exit")
     args = parser.parse_args()
+    if args.report:
+        report(args.report)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
 
