@@ -21,8 +21,8 @@ Configurations (--configs, each one string):
   dense                  attn_implementation="dfss", dense in every layer
   PATTERN@full           dfss, PATTERN in the full-attention layers (5, 11, 17), dense elsewhere
   PATTERN@all            dfss, PATTERN in every layer
-PATTERN is any sparsity string of the dfss op ("2:4", and "topk:K", "dsa:K[,block=B]" once the
-installed dfss accepts them: checked before anything runs), or a PyTorch *emulation*
+PATTERN is any sparsity string of the dfss op ("2:4", "topk:K", "dsa:K[:block=B]"; checked
+against the installed dfss before anything runs), or a PyTorch *emulation*
 "emu-topk:K" / "emu-dsa:K,block=B" (scripts/sparse_emulation.py), which computes exact
 scores in torch and is reported as emulation.
 
