@@ -25,7 +25,9 @@ namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-SparsityPattern topk(int64_t k) { return parse_pattern("topk:" + std::to_string(k), "test"); }
+SparsityPattern topk(int64_t k) {
+  return parse_pattern("topk:" + std::to_string(k), "test");
+}
 SparsityPattern dsa(int64_t k, int64_t block) {
   return parse_pattern("dsa:" + std::to_string(k) + ":block=" + std::to_string(block), "test");
 }
@@ -124,7 +126,8 @@ float rule_score(const FeatureCase& c, const FeatureInputs& in, int64_t b, int64
                  int64_t j) {
   float dot = 0.0f;
   const int64_t kv = h / (c.heads / c.kv_heads);
-  for (int64_t x = 0; x < c.d; ++x) dot = std::fma(in.q.get(b, h, i, x), in.k.get(b, kv, j, x), dot);
+  for (int64_t x = 0; x < c.d; ++x)
+    dot = std::fma(in.q.get(b, h, i, x), in.k.get(b, kv, j, x), dot);
   return std::fma(dot, static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.d))), 0.0f);
 }
 
@@ -139,7 +142,8 @@ std::vector<float> topk_mask(const FeatureCase& c, const FeatureInputs& in, int6
         std::iota(order.begin(), order.end(), 0);
         std::vector<float> s(static_cast<size_t>(c.lk));
         for (int64_t j = 0; j < c.lk; ++j) s[j] = rule_score(c, in, b, h, i, j);
-        std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return s[x] > s[y]; });
+        std::stable_sort(order.begin(), order.end(),
+                         [&](int64_t x, int64_t y) { return s[x] > s[y]; });
         for (int64_t t = 0; t < std::min(keep, c.lk); ++t)
           mask[static_cast<size_t>(((b * c.heads + h) * c.lq + i) * c.lk + order[t])] = 0.0f;
       }
@@ -161,7 +165,8 @@ FeatureCase plain_case() {
 TEST(SelectedIdentities, TopkWithKAtLeastLkIsDense) {
   FeatureCase c = plain_case();
   const FeatureInputs inputs(c, 41);
-  const FeatureResult dense = run_feature(c, inputs, AttentionImpl::reference, Isa::scalar, 2, true);
+  const FeatureResult dense =
+      run_feature(c, inputs, AttentionImpl::reference, Isa::scalar, 2, true);
   for (int64_t keep : {c.lk, c.lk + 1, int64_t{1} << 40}) {
     c.pattern = topk(keep);
     const FeatureResult got = run_feature(c, inputs, AttentionImpl::fused, Isa::automatic, 2, true);
@@ -182,7 +187,8 @@ TEST(SelectedIdentities, TopkIsDenseUnderTheTopkMask) {
     HostTensor want({c.batch, c.heads, c.lq, c.dv}, DType::f32);
     attention(inputs.q.view(), inputs.k.view(), inputs.v.view(), want.mutable_view(), options);
     c.pattern = topk(keep);
-    const FeatureResult got = run_feature(c, inputs, AttentionImpl::fused, Isa::automatic, 2, false);
+    const FeatureResult got =
+        run_feature(c, inputs, AttentionImpl::fused, Isa::automatic, 2, false);
     EXPECT_TRUE(all_close(got.out, want.values(), 2e-5)) << keep;
   }
 }
@@ -194,7 +200,8 @@ TEST(SelectedIdentities, DsaWithBlockOneIsTopk) {
   const FeatureInputs inputs(c, 43);
   for (int64_t keep : {3, 64}) {
     c.pattern = topk(keep);
-    const FeatureResult exact = run_feature(c, inputs, AttentionImpl::fused, Isa::automatic, 2, true);
+    const FeatureResult exact =
+        run_feature(c, inputs, AttentionImpl::fused, Isa::automatic, 2, true);
     c.pattern = dsa(keep, 1);
     const FeatureResult predicted =
         run_feature(c, inputs, AttentionImpl::fused, Isa::automatic, 2, true);
@@ -214,9 +221,11 @@ TEST(SelectedIdentities, DsaWithBlockOneIsTopkOnEqualBlocks) {
   for (int64_t j = 0; j < c.lk; ++j)
     for (int64_t x = 0; x < c.d; ++x) inputs.k.set(0, 0, j, x, inputs.k.get(0, 0, j / 8 * 8, x));
   c.pattern = topk(32);
-  const FeatureResult exact = run_feature(c, inputs, AttentionImpl::reference, Isa::scalar, 1, false);
+  const FeatureResult exact =
+      run_feature(c, inputs, AttentionImpl::reference, Isa::scalar, 1, false);
   c.pattern = dsa(32, 8);
-  const FeatureResult predicted = run_feature(c, inputs, AttentionImpl::fused, Isa::automatic, 1, false);
+  const FeatureResult predicted =
+      run_feature(c, inputs, AttentionImpl::fused, Isa::automatic, 1, false);
   EXPECT_TRUE(all_close(predicted.out, exact.out, 2e-5));
 }
 
@@ -228,7 +237,8 @@ TEST(SelectedAdversarial, EqualScoresKeepTheLowestKeys) {
     for (int64_t x = 0; x < c.d; ++x) inputs.k.set(0, 0, j, x, 0.25f);  // every score equal
   for (const SparsityPattern& pattern : {topk(10), dsa(16, 8)}) {
     c.pattern = pattern;
-    const FeatureResult got = run_feature(c, inputs, AttentionImpl::fused, Isa::automatic, 1, false);
+    const FeatureResult got =
+        run_feature(c, inputs, AttentionImpl::fused, Isa::automatic, 1, false);
     const int64_t kept = pattern.keep;
     for (int64_t i = 0; i < c.lq; ++i)
       for (int64_t y = 0; y < c.dv; ++y) {
@@ -248,7 +258,8 @@ TEST(SelectedAdversarial, NonFiniteInputs) {
   inputs.k.set(0, 0, 17, 0, kInf);  // key 17: ±inf scores in every row
   for (const SparsityPattern& pattern : {topk(10), dsa(16, 8), dsa(16, 1)}) {
     c.pattern = pattern;
-    const FeatureResult want = run_feature(c, inputs, AttentionImpl::reference, Isa::scalar, 1, true);
+    const FeatureResult want =
+        run_feature(c, inputs, AttentionImpl::reference, Isa::scalar, 1, true);
     for (Isa isa : all_isas()) {
       if (!isa_supported(isa)) continue;
       const FeatureResult got = run_feature(c, inputs, AttentionImpl::fused, isa, 1, true);
@@ -274,7 +285,8 @@ Gradients run_backward(const FeatureCase& c, const FeatureInputs& inputs, const 
   AttentionOptions forward = options;
   forward.log_sum_exp = lse.data();
   attention(inputs.q.view(), inputs.k.view(), inputs.v.view(), out.mutable_view(), forward);
-  HostTensor dq({c.batch, c.heads, c.lq, c.d}, DType::f32), dk({c.batch, c.kv_heads, c.lk, c.d}, DType::f32),
+  HostTensor dq({c.batch, c.heads, c.lq, c.d}, DType::f32),
+      dk({c.batch, c.kv_heads, c.lk, c.d}, DType::f32),
       dv({c.batch, c.kv_heads, c.lk, c.dv}, DType::f32);
   dq.fill_storage(std::numeric_limits<float>::quiet_NaN());
   dk.fill_storage(std::numeric_limits<float>::quiet_NaN());
@@ -323,7 +335,8 @@ TEST(SelectedBackward, MatchesOracleAndMaskedDense) {
         for (int64_t h = 0; h < c.heads; ++h)
           for (int64_t i = 0; i < c.lq; ++i) {
             detail::selected_reference_row(problem, b, h, i, keys, scores);
-            for (int64_t j : keys) mask[static_cast<size_t>(((b * c.heads + h) * c.lq + i) * c.lk + j)] = 0.0f;
+            for (int64_t j : keys)
+              mask[static_cast<size_t>(((b * c.heads + h) * c.lq + i) * c.lk + j)] = 0.0f;
           }
       dense.pattern = {};
       dense.score_mask = const_view(mask.data(), {c.batch, c.heads, c.lq, c.lk});
@@ -363,8 +376,9 @@ TEST(SelectedPattern, OptionsAreValidated) {
                               SparsityPattern{0, 0, 8, false, 2}, SparsityPattern{2, 4, 8}}) {
     AttentionOptions options = inputs.options(c, AttentionImpl::fused, Isa::automatic);
     options.pattern = bad;
-    EXPECT_THROW(attention(inputs.q.view(), inputs.k.view(), inputs.v.view(), out.mutable_view(), options),
-                 InvalidArgument);
+    EXPECT_THROW(
+        attention(inputs.q.view(), inputs.k.view(), inputs.v.view(), out.mutable_view(), options),
+        InvalidArgument);
   }
 }
 

@@ -340,8 +340,7 @@ TEST_F(CliTest, InvalidPatternsExitTwoListingTheAcceptedForms) {
                                 "(e.g. 2:4, 1:2, 2:8), 'topk:K' or 'dsa:K[:block=B]'"),
                 std::string::npos)
           << result.err;
-      EXPECT_NE(result.err.find("got '" + pattern + "'"), std::string::npos)
-          << result.err;
+      EXPECT_NE(result.err.find("got '" + pattern + "'"), std::string::npos) << result.err;
       EXPECT_FALSE(std::filesystem::exists(out_path_));
     }
   }
@@ -418,7 +417,8 @@ TEST_F(CliTest, ScoresOutRoundTripsAndMatchesTheLibrary) {
 
 TEST_F(CliTest, ScoresOutWithoutAPatternExitsTwoAndCreatesNothing) {
   const std::string scores_path = dir_.file("scores.npz");
-  for (const std::string pattern : {"", " --pattern dense", " --pattern topk:4", " --pattern dsa:4"}) {
+  for (const std::string pattern :
+       {"", " --pattern dense", " --pattern topk:4", " --pattern dsa:4"}) {
     SCOPED_TRACE(pattern);
     const CliResult result = run_cli(dir_, "attention " + inputs() + " --out '" + out_path_ +
                                                "' --scores-out '" + scores_path + "'" + pattern);
@@ -444,10 +444,11 @@ TEST_F(CliTest, ScoresOutWithoutAPatternExitsTwoAndCreatesNothing) {
 
 TEST_F(CliTest, BenchWithSelectingPatternsReportsRecallAndDenseError) {
   const std::string json_path = dir_.file("bench.json");
-  const CliResult result = run_cli(dir_,
-                                   "bench attention --seq 200 --heads 2 --reps 1 --threads 1 "
-                                   "--dtype fp32 --pattern topk:16,dsa:32:block=8,topk:200 --json '" +
-                                       json_path + "'");
+  const CliResult result =
+      run_cli(dir_,
+              "bench attention --seq 200 --heads 2 --reps 1 --threads 1 "
+              "--dtype fp32 --pattern topk:16,dsa:32:block=8,topk:200 --json '" +
+                  json_path + "'");
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_NE(result.out.find("recall"), std::string::npos) << result.out;
   const nlohmann::json json = nlohmann::json::parse(read_file(json_path));

@@ -99,12 +99,12 @@ struct SparsityPattern {
   bool dense() const { return m == 0 && keep == 0; }
   bool nm() const { return m != 0; }
   bool selects_keys() const { return keep != 0; }  // topk:K or dsa:K
-  std::string to_string() const;  // "dense", "N:M", "topk:K" or "dsa:K:block=B"
+  std::string to_string() const;                   // "dense", "N:M", "topk:K" or "dsa:K:block=B"
 };
 
 // Parses "dense", "N:M" with 1 <= N < M <= 8, "topk:K" or "dsa:K[:block=B]" (K >= 1; B a
-// power of two <= 128 dividing K, default min(16, largest power of two dividing K)); throws InvalidArgument naming
-// `argument_name` and the accepted forms otherwise.
+// power of two <= 128 dividing K, default min(16, largest power of two dividing K)); throws
+// InvalidArgument naming `argument_name` and the accepted forms otherwise.
 SparsityPattern parse_pattern(const std::string& text, const std::string& argument_name);
 // Parses "reference", "unfused", "fused"; throws InvalidArgument naming `argument_name`.
 AttentionImpl parse_impl(const std::string& text, const std::string& argument_name);

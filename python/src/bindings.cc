@@ -168,7 +168,8 @@ PYBIND11_MODULE(_C, m) {
   m.def(
       "parse_pattern",
       [](const std::string& text) { return dfss::parse_pattern(text, "sparsity").to_string(); },
-      "text"_a, "Normalizes a sparsity string (\"dense\", \"N:M\", \"topk:K\", \"dsa:K[:block=B]\"); "
+      "text"_a,
+      "Normalizes a sparsity string (\"dense\", \"N:M\", \"topk:K\", \"dsa:K[:block=B]\"); "
       "ValueError if invalid.");
   m.def(
       "kernel_name",

@@ -17,7 +17,8 @@ CompressedScores compressed_scores(const ConstTensorView& q, const ConstTensorVi
                           options.pattern.to_string());
   }
   // No output is written, so there is none to check.
-  detail::AttentionProblem problem = detail::validate_problem(q, k, v, TensorView{}, options, /*check_out=*/false);
+  detail::AttentionProblem problem =
+      detail::validate_problem(q, k, v, TensorView{}, options, /*check_out=*/false);
 
   // Before the result is allocated by the same sizes.
   detail::check_unfused_memory(problem, /*exporting=*/true);

@@ -2,9 +2,9 @@
 #include <charconv>
 #include <string_view>
 
+#include "attention/selected.h"
 #include "dfss/attention.h"
 #include "dfss/errors.h"
-#include "attention/selected.h"
 #include "kernels/attention/flash_kernels.h"
 
 namespace dfss {

@@ -76,7 +76,8 @@ void run_selected_backward(const BackwardProblem& bp) {
     ThreadScratch& s = scratch[static_cast<size_t>(omp_get_thread_num())];
     const int64_t b = slot / p.kv_heads, kv = slot % p.kv_heads;
     build_key_bias(p, g, b, s.key_bias.get());
-    const SlotOperands operands = pack_selected_slot(p, layout, b, kv, s.key_bias.get(), s.packed.get());
+    const SlotOperands operands =
+        pack_selected_slot(p, layout, b, kv, s.key_bias.get(), s.packed.get());
     for (int64_t j = 0; j < p.lk; ++j) {
       load_row(p.k, b, kv, j, s.k.data() + j * d);
       load_row(p.v, b, kv, j, s.v.data() + j * dv);

@@ -36,7 +36,8 @@ void run_selected(const AttentionProblem& p) {
   const PackedGeometry& g = layout.packed;
   const int64_t slot_floats = layout.slot_floats();
   const int64_t total_slots = p.batch * p.kv_heads;
-  const int64_t group_slots = std::clamp<int64_t>(kSelectedGroupBytes / (slot_floats * 4), 1, total_slots);
+  const int64_t group_slots =
+      std::clamp<int64_t>(kSelectedGroupBytes / (slot_floats * 4), 1, total_slots);
   const int64_t heads_per_slot = p.heads / p.kv_heads;
   const int64_t row_blocks = (p.lq + kSelectedBlockRows - 1) / kSelectedBlockRows;
   const int64_t tasks_per_slot = heads_per_slot * row_blocks;
@@ -54,11 +55,13 @@ void run_selected(const AttentionProblem& p) {
   std::vector<ThreadScratch> thread_scratch;
   thread_scratch.reserve(static_cast<size_t>(p.threads));
   for (int t = 0; t < p.threads; ++t) {
-    thread_scratch.push_back({RowSelector(p, layout), {},
-                              allocate_aligned(kSelectedBlockRows * g.dv_pad * 4),
-                              allocate_aligned(kSelectedBlockRows * 4),
-                              allocate_aligned(kSelectedBlockRows * 4),
-                              allocate_aligned(kSelectedBlockRows * round_up(layout.keep_stride, 16) * 4)});
+    thread_scratch.push_back(
+        {RowSelector(p, layout),
+         {},
+         allocate_aligned(kSelectedBlockRows * g.dv_pad * 4),
+         allocate_aligned(kSelectedBlockRows * 4),
+         allocate_aligned(kSelectedBlockRows * 4),
+         allocate_aligned(kSelectedBlockRows * round_up(layout.keep_stride, 16) * 4)});
     RowBlockSelection& s = thread_scratch.back().selection;
     s.keys.reserve(static_cast<size_t>(kSelectedBlockRows * layout.keep_stride));
     s.scores.reserve(static_cast<size_t>(kSelectedBlockRows * layout.keep_stride));
@@ -96,9 +99,10 @@ void run_selected(const AttentionProblem& p) {
         const RowBlockSelection& s = mine.selection;
         const int64_t weight_stride = round_up(s.stride, 16);
         for (int64_t r = 0; r < rows; ++r) {
-          layout.selected->softmax_weights(
-              s.scores.data() + r * s.stride, s.counts[static_cast<size_t>(r)],
-              mine.weights.get() + r * weight_stride, mine.row_max.get() + r, mine.row_sum.get() + r);
+          layout.selected->softmax_weights(s.scores.data() + r * s.stride,
+                                           s.counts[static_cast<size_t>(r)],
+                                           mine.weights.get() + r * weight_stride,
+                                           mine.row_max.get() + r, mine.row_sum.get() + r);
         }
         // P·V a chunk of keys at a time for all the rows, so that the chunk's rows of V are
         // read from memory once per block of rows; each row still sums in key order.
@@ -112,8 +116,8 @@ void run_selected(const AttentionProblem& p) {
             int64_t last = first;
             while (last < s.counts[static_cast<size_t>(r)] && keys[last] < chunk_end) ++last;
             if (last == first) continue;
-            layout.selected->add_values(mine.weights.get() + r * weight_stride + first, keys + first,
-                                        last - first, operands.v, g.dv_pad,
+            layout.selected->add_values(mine.weights.get() + r * weight_stride + first,
+                                        keys + first, last - first, operands.v, g.dv_pad,
                                         mine.o.get() + r * g.dv_pad);
             first = last;
           }

@@ -25,21 +25,24 @@ int64_t present_keys(const AttentionProblem& p, int64_t b) {
 float score_dot(const AttentionProblem& p, int64_t b, int64_t h, int64_t i, const float* key) {
   const int64_t q_row = b * p.q.stride[0] + h * p.q.stride[1] + i * p.q.stride[2];
   float dot = 0.0f;
-  for (int64_t c = 0; c < p.d; ++c) dot = std::fma(load_element(p.q, q_row + c * p.q.stride[3]), key[c], dot);
+  for (int64_t c = 0; c < p.d; ++c)
+    dot = std::fma(load_element(p.q, q_row + c * p.q.stride[3]), key[c], dot);
   return dot;
 }
 
 std::vector<float> key_row(const AttentionProblem& p, int64_t b, int64_t kv, int64_t j) {
   std::vector<float> key(static_cast<size_t>(p.d));
   const int64_t base = b * p.k.stride[0] + kv * p.k.stride[1] + j * p.k.stride[2];
-  for (int64_t c = 0; c < p.d; ++c) key[static_cast<size_t>(c)] = load_element(p.k, base + c * p.k.stride[3]);
+  for (int64_t c = 0; c < p.d; ++c)
+    key[static_cast<size_t>(c)] = load_element(p.k, base + c * p.k.stride[3]);
   return key;
 }
 
 // The `wanted` highest-ranked of `candidates` (index, score) pairs, as increasing indices.
 std::vector<int64_t> top_ranked(std::vector<kernels::TopkCandidate> candidates, int64_t wanted) {
   std::sort(candidates.begin(), candidates.end(), topk::RanksHigher{});
-  if (static_cast<int64_t>(candidates.size()) > wanted) candidates.resize(static_cast<size_t>(wanted));
+  if (static_cast<int64_t>(candidates.size()) > wanted)
+    candidates.resize(static_cast<size_t>(wanted));
   std::vector<int64_t> indices;
   for (const auto& c : candidates) indices.push_back(c.index);
   std::sort(indices.begin(), indices.end());
@@ -59,7 +62,8 @@ void selected_reference_row(const AttentionProblem& p, int64_t b, int64_t h, int
   end = std::max<int64_t>(end, 0);
   const int64_t begin = std::min(p.first_key(i), end);
   auto exact = [&](int64_t j) {
-    return std::fma(score_dot(p, b, h, i, key_row(p, b, kv, j).data()), p.scale, p.bias(b, h, i, j));
+    return std::fma(score_dot(p, b, h, i, key_row(p, b, kv, j).data()), p.scale,
+                    p.bias(b, h, i, j));
   };
   std::vector<kernels::TopkCandidate> candidates;
   if (!p.pattern.predicted) {
@@ -74,7 +78,8 @@ void selected_reference_row(const AttentionProblem& p, int64_t b, int64_t h, int
       float bias = kNegInf;
       for (int64_t j = first; j < last; ++j) {
         const std::vector<float> key = key_row(p, b, kv, j);
-        for (int64_t x = 0; x < p.d; ++x) mean[static_cast<size_t>(x)] += key[static_cast<size_t>(x)];
+        for (int64_t x = 0; x < p.d; ++x)
+          mean[static_cast<size_t>(x)] += key[static_cast<size_t>(x)];
         bias = std::max(bias, p.bias(b, h, i, j));
       }
       for (float& x : mean) x /= static_cast<float>(last - first);

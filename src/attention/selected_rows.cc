@@ -1,8 +1,8 @@
 #include "attention/selected_rows.h"
 
 #include <algorithm>
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "attention/selected.h"
@@ -98,7 +98,8 @@ void visible_keys(const AttentionProblem& p, int64_t b, int64_t i, int64_t* begi
 RowSelector::RowSelector(const AttentionProblem& p, const SelectedLayout& layout)
     : p_(p), layout_(layout) {
   const int64_t rows_pad = round_up(kSelectedBlockRows, kTileRows);
-  score_stride_ = padded_score_stride(p.pattern.predicted ? layout.pooled_pad : layout.packed.lk_pad);
+  score_stride_ =
+      padded_score_stride(p.pattern.predicted ? layout.pooled_pad : layout.packed.lk_pad);
   q_packed_ = allocate_aligned(rows_pad / kTileRows * layout.packed.q_tile_elems * 4);
   scores_ = allocate_aligned(rows_pad * score_stride_ * 4);
   if (p.score_mask.data != nullptr) bias_ = allocate_aligned(rows_pad * layout.packed.lk_pad * 4);
@@ -230,10 +231,11 @@ void RowSelector::choose_dsa_blocks(int64_t r, int64_t begin, int64_t end, const
     for (int64_t c = 0; c < candidates; ++c) blocks[c] = static_cast<int32_t>(first_block + c);
   } else {
     int32_t* chosen = blocks_.data();
-    const topk::Cut cut = topk::find_cut(*layout_.topk, predicted + first_block, candidates, wanted,
-                                         topk_scratch_);
+    const topk::Cut cut =
+        topk::find_cut(*layout_.topk, predicted + first_block, candidates, wanted, topk_scratch_);
     kept_blocks = topk::write_selected(predicted + first_block, candidates, cut, chosen);
-    for (int64_t c = 0; c < kept_blocks; ++c) blocks[c] = chosen[c] + static_cast<int32_t>(first_block);
+    for (int64_t c = 0; c < kept_blocks; ++c)
+      blocks[c] = chosen[c] + static_cast<int32_t>(first_block);
   }
   DFSS_DEBUG_ASSERT(kept_blocks <= block_stride_);
   block_counts_[static_cast<size_t>(r)] = kept_blocks;

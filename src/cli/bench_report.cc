@@ -47,7 +47,9 @@ const std::vector<Column>& columns() {
          return r.dense_rel_err ? format("%.2e", *r.dense_rel_err) : std::string("-");
        }},
       {"recall", 6,
-       [](const BenchResult& r) { return r.recall ? format("%.4f", *r.recall) : std::string("-"); }},
+       [](const BenchResult& r) {
+         return r.recall ? format("%.4f", *r.recall) : std::string("-");
+       }},
   };
   return table;
 }

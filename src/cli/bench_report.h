@@ -37,7 +37,8 @@ struct BenchResult {
   std::optional<double> speedup_vs_dense_fused;  // dense fused ms / this ms, same dtype and L
   double max_abs_err = 0.0;  // vs the reference with the same pattern on sampled query rows
   double kept_mass = 1.0;    // mean dense softmax mass of the kept entries, sampled rows
-  std::optional<double> dense_rel_err;  // sparse patterns: ||out - dense|| / ||dense||, sampled rows
+  std::optional<double>
+      dense_rel_err;             // sparse patterns: ||out - dense|| / ||dense||, sampled rows
   std::optional<double> recall;  // topk:K, dsa:K: share of exact top-K keys kept, sampled rows
 };
 

@@ -10,12 +10,15 @@ inline constexpr float kSelectedLog2e = 1.44269504088896341f;
 // Key block outer, query tiles inner: a packed K block (32 KiB at d = 64) is read once from
 // memory for all the tiles of the block of rows. Flattened: GCC 12 kept the accumulators of
 // an out-of-line qk_tile_f32 on the stack (measured: Q·Kᵀ at half the fused kernel's rate).
-[[gnu::flatten]] inline void selected_score_tiles(const float* q_tiles, int64_t tiles, const float* k_packed,
-                                 int64_t d, int64_t key_blocks, float* scores, int64_t stride) {
+[[gnu::flatten]] inline void selected_score_tiles(const float* q_tiles, int64_t tiles,
+                                                  const float* k_packed, int64_t d,
+                                                  int64_t key_blocks, float* scores,
+                                                  int64_t stride) {
   for (int64_t kb = 0; kb < key_blocks; ++kb)
     for (int64_t t = 0; t < tiles; ++t)
-      F32Tile::scores(q_tiles + t * F32Tile::q_tile_elems(d), k_packed + kb * F32Tile::k_block_elems(d),
-                      d, scores + t * R * stride + kb * KB, stride);
+      F32Tile::scores(q_tiles + t * F32Tile::q_tile_elems(d),
+                      k_packed + kb * F32Tile::k_block_elems(d), d,
+                      scores + t * R * stride + kb * KB, stride);
 }
 
 inline void selected_finish_scores(float* row, const float* bias, float scale, int64_t begin,
@@ -57,8 +60,8 @@ inline void selected_key_dots(const float* const* q, int64_t q_stride, const flo
   for (; g + kBatch <= count; g += kBatch)
     selected_group_dots<kBatch>(q + g, q_stride, k_grouped, d, groups + g, out + g);
   // The rest at once too: a lone chain would wait on the fma latency at every step.
-  using Dots = void (*)(const float* const*, int64_t, const float*, int64_t, const int32_t*,
-                        float* const*);
+  using Dots =
+      void (*)(const float* const*, int64_t, const float*, int64_t, const int32_t*, float* const*);
   static constexpr Dots kRest[8] = {nullptr,
                                     &selected_group_dots<1>,
                                     &selected_group_dots<2>,
@@ -94,12 +97,12 @@ inline void selected_value_columns(const float* weights, const int32_t* keys, in
 inline void selected_add_values(const float* weights, const int32_t* keys, int64_t count,
                                 const float* v_packed, int64_t dv_pad, float* o) {
   // Up to 8 value vectors held in registers per pass over the keys.
-  using Columns = void (*)(const float*, const int32_t*, int64_t, const float*, int64_t, int64_t,
-                           float*);
-  static constexpr Columns kColumns[8] = {
-      &selected_value_columns<1>, &selected_value_columns<2>, &selected_value_columns<3>,
-      &selected_value_columns<4>, &selected_value_columns<5>, &selected_value_columns<6>,
-      &selected_value_columns<7>, &selected_value_columns<8>};
+  using Columns =
+      void (*)(const float*, const int32_t*, int64_t, const float*, int64_t, int64_t, float*);
+  static constexpr Columns kColumns[8] = {&selected_value_columns<1>, &selected_value_columns<2>,
+                                          &selected_value_columns<3>, &selected_value_columns<4>,
+                                          &selected_value_columns<5>, &selected_value_columns<6>,
+                                          &selected_value_columns<7>, &selected_value_columns<8>};
   for (int64_t c0 = 0; c0 < dv_pad;) {
     const int64_t vectors = std::min<int64_t>(8, (dv_pad - c0 + kLanes - 1) / kLanes);
     kColumns[vectors - 1](weights, keys, count, v_packed, dv_pad, c0, o);
@@ -136,7 +139,12 @@ inline void selected_softmax_weights(const float* scores, int64_t count, float* 
 }
 
 inline SelectedKernels make_selected_kernels(const char* name) {
-  return {name, kLanes, &selected_score_tiles, &selected_finish_scores, &selected_key_dots, &selected_softmax_weights,
+  return {name,
+          kLanes,
+          &selected_score_tiles,
+          &selected_finish_scores,
+          &selected_key_dots,
+          &selected_softmax_weights,
           &selected_add_values};
 }
 
