@@ -285,7 +285,6 @@ double sampled_kept_mass(const BenchInputs& inputs, DType dtype, const Attention
   AttentionOptions options = timed;
   options.causal = false;
   const double scale = timed.scale ? *timed.scale : 1.0 / std::sqrt(static_cast<double>(dim));
-  std::vector<double> scores;
   double total = 0.0;
   for (int64_t s = 0; s < samples; ++s) {
     const int64_t row = sampled_row(s, samples, seq);
@@ -294,25 +293,11 @@ double sampled_kept_mass(const BenchInputs& inputs, DType dtype, const Attention
         compressed_scores(rows(inputs.q_view(dtype), row, 1), rows(inputs.k_view(dtype), 0, keys),
                           rows(inputs.v_view(dtype), 0, keys), options);
     for (int64_t bh = 0; bh < batch * heads; ++bh) {
-      scores.assign(static_cast<size_t>(keys), 0.0);
-      double max_score = -INFINITY;
-      for (int64_t j = 0; j < keys; ++j) {
-        double dot = 0.0;
-        for (int64_t c = 0; c < dim; ++c) {
-          dot += BenchInputs::at(dtype, inputs.q, inputs.q16, (bh * seq + row) * dim + c) *
-                 BenchInputs::at(dtype, inputs.k, inputs.k16, (bh * seq + j) * dim + c);
-        }
-        scores[j] = scale * dot;
-        max_score = std::max(max_score, scores[j]);
-      }
-      double sum = 0.0;
-      for (double& score : scores) sum += (score = std::exp(score - max_score));
-      double mass = 0.0;
+      const std::vector<double> p = dense_probabilities(inputs, dtype, bh, row, keys, scale);
       for (int64_t e = 0; e < kept.kept; ++e) {
         const int32_t column = kept.columns[static_cast<size_t>(bh * kept.kept + e)];
-        if (column < keys) mass += scores[column];  // padding columns carry nothing
+        if (column < keys) total += p[static_cast<size_t>(column)];  // padding carries nothing
       }
-      total += mass / sum;
     }
   }
   return total / static_cast<double>(samples * batch * heads);
