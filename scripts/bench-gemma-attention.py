@@ -67,16 +67,17 @@ def median_ms(call, reps):
 
 def quality(q, k, v, scale, pattern, rows, dense_out):
     """kept_mass, recall against topk:K, relative error, on query rows `rows`."""
-    keys, counts = dfss.selected_keys(q, k, v, None, True, scale, True, sparsity=pattern)
     n = k.shape[2]
-    kept = torch.zeros(keys.shape[:-1] + (n + 1,), dtype=torch.bool)
-    kept.scatter_(-1, torch.where(keys < 0, n, keys), True)
-    kept = kept[:, :, rows, :n]
-    best_k = int(pattern.split(":")[1])
-    exact, _ = dfss.selected_keys(q, k, v, None, True, scale, True, sparsity=f"topk:{best_k}")
-    best = torch.zeros_like(kept[..., :1].expand(kept.shape[:-1] + (n + 1,))).clone()
-    best.scatter_(-1, torch.where(exact[:, :, rows] < 0, n, exact[:, :, rows]), True)
-    best = best[..., :n]
+
+    def kept_mask(sparsity):  # [1, H, rows, n] bool of the keys the op keeps
+        keys, _ = dfss.selected_keys(q, k, v, None, True, scale, True, sparsity=sparsity)
+        keys = keys[:, :, rows]
+        mask = torch.zeros(keys.shape[:-1] + (n + 1,), dtype=torch.bool)
+        mask.scatter_(-1, torch.where(keys < 0, n, keys), True)
+        return mask[..., :n]
+
+    kept = kept_mask(pattern)
+    best = kept_mask(f"topk:{pattern.split(':')[1]}")
     s = (q[:, :, rows].double() @ k.double().transpose(-1, -2)) * scale
     s = s.masked_fill(torch.arange(n)[None, :] > rows[:, None], float("-inf"))
     p = s.softmax(-1)

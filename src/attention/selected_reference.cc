@@ -10,6 +10,7 @@
 
 #include "attention/element_access.h"
 #include "attention/selected.h"
+#include "attention/sparse_reference.h"
 #include "topk/topk_rank.h"
 
 namespace dfss::detail {
@@ -100,35 +101,12 @@ void run_selected_reference(const AttentionProblem& p) {
     std::vector<int64_t> keys;
     std::vector<float> scores;
     std::vector<double> sums(static_cast<size_t>(p.dv));
+    // Each row is computed start to finish by one thread: results never depend on threads.
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < head_count; ++bh) {
-      const int64_t b = bh / p.heads, h = bh % p.heads;
-      const int64_t v_head = b * p.v.stride[0] + p.kv_head(h) * p.v.stride[1];
       for (int64_t i = 0; i < p.lq; ++i) {
-        selected_reference_row(p, b, h, i, keys, scores);
-        double row_max = -std::numeric_limits<double>::infinity();
-        for (float s : scores)
-          if (std::isnan(s) || s > row_max) row_max = s;
-        std::fill(sums.begin(), sums.end(), 0.0);
-        double denominator = 0.0;
-        if (row_max != -std::numeric_limits<double>::infinity()) {
-          for (size_t t = 0; t < keys.size(); ++t) {
-            const double weight = std::exp(double{scores[t]} - row_max);
-            denominator += weight;
-            if (weight == 0.0) continue;  // no 0 * NaN from a masked key's value
-            for (int64_t c = 0; c < p.dv; ++c)
-              sums[static_cast<size_t>(c)] +=
-                  weight * load_element(p.v, v_head + keys[t] * p.v.stride[2] + c * p.v.stride[3]);
-          }
-        }
-        const int64_t out_row = b * p.out.stride[0] + h * p.out.stride[1] + i * p.out.stride[2];
-        for (int64_t c = 0; c < p.dv; ++c)
-          store_element(p.out, out_row + c * p.out.stride[3],
-                        denominator == 0.0 ? 0.0 : sums[static_cast<size_t>(c)] / denominator);
-        if (p.log_sum_exp) {
-          p.log_sum_exp[(b * p.heads + h) * p.lq + i] =
-              denominator == 0.0 ? kNegInf : static_cast<float>(row_max + std::log(denominator));
-        }
+        selected_reference_row(p, bh / p.heads, bh % p.heads, i, keys, scores);
+        store_kept_row(p, bh / p.heads, bh % p.heads, i, keys, scores, sums);
       }
     }
   }

@@ -101,6 +101,8 @@ RowSelector::RowSelector(const AttentionProblem& p, const SelectedLayout& layout
   score_stride_ =
       padded_score_stride(p.pattern.predicted ? layout.pooled_pad : layout.packed.lk_pad);
   q_packed_ = allocate_aligned(rows_pad / kTileRows * layout.packed.q_tile_elems * 4);
+  row_begin_.resize(static_cast<size_t>(rows_pad));
+  row_end_.resize(static_cast<size_t>(rows_pad));
   scores_ = allocate_aligned(rows_pad * score_stride_ * 4);
   if (p.score_mask.data != nullptr) bias_ = allocate_aligned(rows_pad * layout.packed.lk_pad * 4);
   if (p.pattern.predicted) {
@@ -136,12 +138,13 @@ void RowSelector::select(int64_t b, int64_t h, int64_t row0, int64_t rows, const
   // row of it sees: the causal rule and the window leave whole key blocks out (then never
   // read: the per-row passes look at [begin, end) only).
   int64_t first_seen = INT64_MAX, last_seen = 0;
+  int64_t* begin = row_begin_.data();
+  int64_t* end = row_end_.data();
   for (int64_t r = 0; r < rows; ++r) {
-    int64_t begin = 0, end = 0;
-    visible_keys(p_, b, row0 + r, &begin, &end);
-    if (begin >= end) continue;
-    first_seen = std::min(first_seen, begin);
-    last_seen = std::max(last_seen, end);
+    visible_keys(p_, b, row0 + r, &begin[r], &end[r]);
+    if (begin[r] >= end[r]) continue;
+    first_seen = std::min(first_seen, begin[r]);
+    last_seen = std::max(last_seen, end[r]);
   }
   if (first_seen < last_seen) {
     const int64_t unit = p_.pattern.predicted ? layout.block : 1;  // keys per column
@@ -160,25 +163,17 @@ void RowSelector::select(int64_t b, int64_t h, int64_t row0, int64_t rows, const
     bias = bias_.get();
   }
   if (!p_.pattern.predicted) {
-    for (int64_t r = 0; r < rows; ++r) {
-      int64_t begin = 0, end = 0;
-      visible_keys(p_, b, row0 + r, &begin, &end);
-      if (begin < end) select_topk_row(r, begin, end, bias + r * bias_stride, out);
-    }
+    for (int64_t r = 0; r < rows; ++r)
+      if (begin[r] < end[r]) select_topk_row(r, begin[r], end[r], bias + r * bias_stride, out);
     return;
   }
   for (int64_t r = 0; r < rows; ++r) {
-    int64_t begin = 0, end = 0;
-    visible_keys(p_, b, row0 + r, &begin, &end);
     block_counts_[static_cast<size_t>(r)] = group_counts_[static_cast<size_t>(r)] = 0;
-    if (begin < end) choose_dsa_blocks(r, begin, end, bias + r * bias_stride, slot);
+    if (begin[r] < end[r]) choose_dsa_blocks(r, begin[r], end[r], bias + r * bias_stride, slot);
   }
   dsa_dots(rows, slot);
-  for (int64_t r = 0; r < rows; ++r) {
-    int64_t begin = 0, end = 0;
-    visible_keys(p_, b, row0 + r, &begin, &end);
-    if (begin < end) score_dsa_row(r, begin, end, bias + r * bias_stride, out);
-  }
+  for (int64_t r = 0; r < rows; ++r)
+    if (begin[r] < end[r]) score_dsa_row(r, begin[r], end[r], bias + r * bias_stride, out);
 }
 
 void RowSelector::select_topk_row(int64_t r, int64_t begin, int64_t end, const float* bias,

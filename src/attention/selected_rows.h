@@ -79,7 +79,8 @@ class RowSelector {
   const AttentionProblem& p_;
   const SelectedLayout& layout_;
   AlignedBuffer q_packed_, scores_, bias_, pooled_bias_, dots_;
-  int64_t score_stride_ = 0;  // floats between score rows
+  int64_t score_stride_ = 0;                  // floats between score rows
+  std::vector<int64_t> row_begin_, row_end_;  // the keys each row of the block sees
   // dsa, per row of the block: kept blocks and groups (first keys of `lanes`-key runs).
   int64_t block_stride_ = 0, group_stride_ = 0;
   std::vector<int32_t> groups_, blocks_, selected_blocks_;

@@ -44,51 +44,57 @@ void sparse_reference_kept(const SparsityPattern& pattern, const std::vector<flo
   }
 }
 
+void store_kept_row(const AttentionProblem& p, int64_t b, int64_t h, int64_t i,
+                    const std::vector<int64_t>& keys, const std::vector<float>& scores,
+                    std::vector<double>& sums) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  const int64_t v_head = b * p.v.stride[0] + p.kv_head(h) * p.v.stride[1];
+  double row_max = -std::numeric_limits<double>::infinity();
+  for (float x : scores)
+    if (std::isnan(x) || x > row_max) row_max = x;  // a kept NaN makes the row NaN
+  std::fill(sums.begin(), sums.end(), 0.0);
+  double denominator = 0.0;
+  if (row_max != -std::numeric_limits<double>::infinity()) {
+    for (size_t t = 0; t < keys.size(); ++t) {
+      // A masked, hidden or padding column weighs nothing and is never read, even when a
+      // NaN max would make its weight NaN.
+      if (scores[t] == kNegInf) continue;
+      const double weight = std::exp(double{scores[t]} - row_max);
+      denominator += weight;
+      if (weight == 0.0) continue;  // no 0 * NaN
+      for (int64_t c = 0; c < p.dv; ++c)
+        sums[static_cast<size_t>(c)] +=
+            weight * load_element(p.v, v_head + keys[t] * p.v.stride[2] + c * p.v.stride[3]);
+    }
+  }
+  const int64_t out_row = b * p.out.stride[0] + h * p.out.stride[1] + i * p.out.stride[2];
+  for (int64_t c = 0; c < p.dv; ++c)
+    store_element(p.out, out_row + c * p.out.stride[3],
+                  denominator == 0.0 ? 0.0 : sums[static_cast<size_t>(c)] / denominator);
+  // Over the kept entries; the max is one of them.
+  if (p.log_sum_exp) {
+    p.log_sum_exp[(b * p.heads + h) * p.lq + i] =
+        denominator == 0.0 ? kNegInf : static_cast<float>(row_max + std::log(denominator));
+  }
+}
+
 void run_sparse_reference(const AttentionProblem& p) {
   const int64_t head_count = p.batch * p.heads;
 #pragma omp parallel num_threads(p.threads)
   {
-    std::vector<float> scores;
+    std::vector<float> scores, kept_scores;
     std::vector<int64_t> kept;
     std::vector<double> sums(static_cast<size_t>(p.dv));
     // Each row is computed start to finish by one thread: results never depend on threads.
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < head_count; ++bh) {
       const int64_t b = bh / p.heads, h = bh % p.heads;
-      const int64_t v_head = b * p.v.stride[0] + p.kv_head(h) * p.v.stride[1];
       for (int64_t i = 0; i < p.lq; ++i) {
         sparse_reference_scores(p, b, h, i, scores);
         sparse_reference_kept(p.pattern, scores, kept);
-        double row_max = -std::numeric_limits<double>::infinity();
-        for (int64_t j : kept) {
-          const double x = scores[static_cast<size_t>(j)];
-          if (std::isnan(x) || x > row_max) row_max = x;  // a kept NaN makes the row NaN
-        }
-        const int64_t out_row = b * p.out.stride[0] + h * p.out.stride[1] + i * p.out.stride[2];
-        std::fill(sums.begin(), sums.end(), 0.0);
-        double denominator = 0.0;
-        if (row_max != -std::numeric_limits<double>::infinity()) {
-          for (int64_t j : kept) {
-            // A masked, hidden or padding column weighs nothing and is never read (it may lie
-            // past Lk), even when a NaN max would make its weight NaN.
-            if (scores[static_cast<size_t>(j)] == -std::numeric_limits<float>::infinity()) continue;
-            const double weight = std::exp(scores[static_cast<size_t>(j)] - row_max);
-            denominator += weight;
-            if (weight == 0.0) continue;  // no 0 * NaN
-            for (int64_t c = 0; c < p.dv; ++c)
-              sums[static_cast<size_t>(c)] +=
-                  weight * load_element(p.v, v_head + j * p.v.stride[2] + c * p.v.stride[3]);
-          }
-        }
-        for (int64_t c = 0; c < p.dv; ++c)
-          store_element(p.out, out_row + c * p.out.stride[3],
-                        denominator == 0.0 ? 0.0 : sums[static_cast<size_t>(c)] / denominator);
-        // Over the kept entries; the max is one of them.
-        if (p.log_sum_exp) {
-          p.log_sum_exp[(b * p.heads + h) * p.lq + i] =
-              denominator == 0.0 ? -std::numeric_limits<float>::infinity()
-                                 : static_cast<float>(row_max + std::log(denominator));
-        }
+        kept_scores.clear();
+        for (int64_t j : kept) kept_scores.push_back(scores[static_cast<size_t>(j)]);
+        store_kept_row(p, b, h, i, kept, kept_scores, sums);
       }
     }
   }

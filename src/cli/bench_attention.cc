@@ -146,32 +146,39 @@ int64_t sampled_row(int64_t s, int64_t samples, int64_t seq) {
   return samples == 1 ? 0 : s * (seq - 1) / (samples - 1);
 }
 
-// Largest |out - reference| over kSampledRows evenly spaced query rows per head. Each
-// row is computed alone with the reference; under the causal rule (Lq = Lk) row i sees
-// exactly keys 0..i, so its keys are cut to i + 1 instead of passing `causal`.
-double sampled_max_abs_error(const BenchInputs& inputs, DType dtype, const float* out,
-                             const AttentionOptions& timed) {
+// Calls visit(out value, reference value) for every element of kSampledRows evenly spaced
+// query rows per head, the reference computed by impl = reference with `options` (its
+// pattern). Each row is computed alone; under the causal rule (Lq = Lk) row i sees exactly
+// keys 0..i, so its keys are cut to i + 1 instead of passing `causal`.
+template <typename Visit>
+void visit_sampled_rows(const BenchInputs& inputs, DType dtype, const float* out,
+                        AttentionOptions options, Visit&& visit) {
   const auto [batch, heads, seq, dim] = inputs.shape;
   const int64_t samples = std::min(seq, kSampledRows);
-  AttentionOptions options = timed;
+  const bool causal = options.causal;
   options.impl = AttentionImpl::reference;
   options.causal = false;
   std::vector<float> expected(static_cast<size_t>(batch * heads * dim));
-  double max_error = 0.0;
   for (int64_t s = 0; s < samples; ++s) {
     const int64_t row = sampled_row(s, samples, seq);
-    const int64_t keys = timed.causal ? row + 1 : seq;
+    const int64_t keys = causal ? row + 1 : seq;
     attention(rows(inputs.q_view(dtype), row, 1), rows(inputs.k_view(dtype), 0, keys),
               rows(inputs.v_view(dtype), 0, keys),
               mutable_view(expected.data(), {batch, heads, 1, dim}), options);
-    for (int64_t bh = 0; bh < batch * heads; ++bh) {
-      for (int64_t c = 0; c < dim; ++c) {
-        const double error =
-            std::abs(static_cast<double>(out[(bh * seq + row) * dim + c]) - expected[bh * dim + c]);
-        if (!(error <= max_error)) max_error = error;  // a NaN sticks
-      }
-    }
+    for (int64_t bh = 0; bh < batch * heads; ++bh)
+      for (int64_t c = 0; c < dim; ++c)
+        visit(static_cast<double>(out[(bh * seq + row) * dim + c]), double{expected[bh * dim + c]});
   }
+}
+
+// Largest |out - reference with the same pattern| on the sampled rows.
+double sampled_max_abs_error(const BenchInputs& inputs, DType dtype, const float* out,
+                             const AttentionOptions& timed) {
+  double max_error = 0.0;
+  visit_sampled_rows(inputs, dtype, out, timed, [&](double got, double want) {
+    const double error = std::abs(got - want);
+    if (!(error <= max_error)) max_error = error;  // a NaN sticks
+  });
   return max_error;
 }
 
@@ -179,29 +186,13 @@ double sampled_max_abs_error(const BenchInputs& inputs, DType dtype, const float
 // sparse pattern's output is from dense attention's.
 double sampled_dense_relative_error(const BenchInputs& inputs, DType dtype, const float* out,
                                     const AttentionOptions& timed) {
-  const auto [batch, heads, seq, dim] = inputs.shape;
-  const int64_t samples = std::min(seq, kSampledRows);
-  AttentionOptions options = timed;
-  options.impl = AttentionImpl::reference;
-  options.causal = false;
-  options.pattern = {};
-  std::vector<float> expected(static_cast<size_t>(batch * heads * dim));
+  AttentionOptions dense = timed;
+  dense.pattern = {};
   double difference = 0.0, norm = 0.0;
-  for (int64_t s = 0; s < samples; ++s) {
-    const int64_t row = sampled_row(s, samples, seq);
-    const int64_t keys = timed.causal ? row + 1 : seq;
-    attention(rows(inputs.q_view(dtype), row, 1), rows(inputs.k_view(dtype), 0, keys),
-              rows(inputs.v_view(dtype), 0, keys),
-              mutable_view(expected.data(), {batch, heads, 1, dim}), options);
-    for (int64_t bh = 0; bh < batch * heads; ++bh) {
-      for (int64_t c = 0; c < dim; ++c) {
-        const double want = expected[bh * dim + c];
-        const double error = static_cast<double>(out[(bh * seq + row) * dim + c]) - want;
-        difference += error * error;
-        norm += want * want;
-      }
-    }
-  }
+  visit_sampled_rows(inputs, dtype, out, dense, [&](double got, double want) {
+    difference += (got - want) * (got - want);
+    norm += want * want;
+  });
   return norm == 0.0 ? std::sqrt(difference) : std::sqrt(difference / norm);
 }
 
