@@ -105,6 +105,18 @@ void register_all() {
               ->Unit(benchmark::kMillisecond)
               ->UseRealTime();
         }
+  // The key-selecting patterns: fused fp32 only (bf16 inputs are widened on packing).
+  for (const char* pattern : {"topk:128", "topk:256", "dsa:256", "dsa:256:block=64"})
+    for (auto isa : {Isa::avx512, Isa::avx2, Isa::scalar}) {
+      const std::string name = std::string("fused/") + pattern + "/f32/" + dfss::isa_name(isa);
+      benchmark::RegisterBenchmark(name.c_str(), run, AttentionImpl::fused, DType::f32, isa,
+                                   dfss::parse_pattern(pattern, "pattern"))
+          ->Arg(1024)
+          ->Arg(4096)
+          ->Arg(16384)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
 }
 
 const int registered = (register_all(), 0);

@@ -33,6 +33,37 @@ inline void selected_finish_scores(float* row, const float* bias, float scale, i
   std::fill(row + std::max(begin, end), row + length, kNegInf);
 }
 
+// dst[t] = fma(src[t], scale, bias[t]): the kept keys' scores from their dot products.
+inline void selected_scale_add_bias(const float* src, const float* bias, float scale, int64_t count,
+                                    float* dst) {
+  const Reg scale_v = vset1(scale);
+  int64_t t = 0;
+  for (; t + kLanes <= count; t += kLanes)
+    vstore(dst + t, vfmadd(vload(src + t), scale_v, vload(bias + t)));
+  for (; t < count; ++t) dst[t] = std::fma(src[t], scale, bias[t]);
+}
+
+// N groups of keys against one query row: each broadcast of q serves N fma chains, so a
+// step costs one load per fma (a row's groups come in runs; see selected_key_dots).
+template <int N>
+inline void selected_row_group_dots(const float* q, int64_t q_stride, const float* k_grouped,
+                                    int64_t d, const int32_t* groups, float* const* out) {
+  const float* column[N];
+  Reg acc[N];
+#pragma GCC unroll 8
+  for (int g = 0; g < N; ++g) {
+    column[g] = k_grouped + groups[g] / kLanes * d * kLanes;
+    acc[g] = vzero();
+  }
+  for (int64_t c = 0; c < d; ++c) {
+    const Reg qc = vbroadcast(q + c * q_stride);
+#pragma GCC unroll 8
+    for (int g = 0; g < N; ++g) acc[g] = vfmadd(qc, vload(column[g] + c * kLanes), acc[g]);
+  }
+#pragma GCC unroll 8
+  for (int g = 0; g < N; ++g) vstore(out[g], acc[g]);
+}
+
 // N (query row, group) pairs at once: N independent fma chains hide the fma latency.
 template <int N>
 inline void selected_group_dots(const float* const* q, int64_t q_stride, const float* k_grouped,
@@ -56,21 +87,39 @@ inline void selected_group_dots(const float* const* q, int64_t q_stride, const f
 inline void selected_key_dots(const float* const* q, int64_t q_stride, const float* k_grouped,
                               int64_t d, const int32_t* groups, int64_t count, float* const* out) {
   constexpr int kBatch = kLanes == 16 ? 6 : 8;
-  int64_t g = 0;
-  for (; g + kBatch <= count; g += kBatch)
-    selected_group_dots<kBatch>(q + g, q_stride, k_grouped, d, groups + g, out + g);
-  // The rest at once too: a lone chain would wait on the fma latency at every step.
   using Dots =
       void (*)(const float* const*, int64_t, const float*, int64_t, const int32_t*, float* const*);
-  static constexpr Dots kRest[8] = {nullptr,
-                                    &selected_group_dots<1>,
-                                    &selected_group_dots<2>,
-                                    &selected_group_dots<3>,
-                                    &selected_group_dots<4>,
-                                    &selected_group_dots<5>,
-                                    &selected_group_dots<6>,
-                                    &selected_group_dots<7>};
-  if (g < count) kRest[count - g](q + g, q_stride, k_grouped, d, groups + g, out + g);
+  // The rest at once too: a lone chain would wait on the fma latency at every step.
+  static constexpr Dots kMixed[8] = {nullptr,
+                                     &selected_group_dots<1>,
+                                     &selected_group_dots<2>,
+                                     &selected_group_dots<3>,
+                                     &selected_group_dots<4>,
+                                     &selected_group_dots<5>,
+                                     &selected_group_dots<6>,
+                                     &selected_group_dots<7>};
+  // Full batches of one row's run of pairs share each load of q; what is left of the runs
+  // is batched across rows.
+  const float* left_q[kBatch];
+  int32_t left_group[kBatch];
+  float* left_out[kBatch];
+  int left = 0;
+  for (int64_t g = 0; g < count;) {
+    int64_t run = 1;
+    while (g + run < count && q[g + run] == q[g]) ++run;
+    for (; run >= kBatch; run -= kBatch, g += kBatch)
+      selected_row_group_dots<kBatch>(q[g], q_stride, k_grouped, d, groups + g, out + g);
+    for (; run > 0; --run, ++g) {
+      left_q[left] = q[g];
+      left_group[left] = groups[g];
+      left_out[left] = out[g];
+      if (++left == kBatch) {
+        selected_group_dots<kBatch>(left_q, q_stride, k_grouped, d, left_group, left_out);
+        left = 0;
+      }
+    }
+  }
+  if (left > 0) kMixed[left](left_q, q_stride, k_grouped, d, left_group, left_out);
 }
 
 // o[C vectors] += Σ_j weights[j] v_{keys[j]} over the columns [c0, c0 + C * kLanes), in
@@ -114,10 +163,27 @@ inline void selected_softmax_weights(const float* scores, int64_t count, float* 
                                      float* row_max, float* row_sum) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   float max = kNegInf;
-  for (int64_t j = 0; j < count; ++j) {
-    const float s = scores[j];
-    if (s > max || std::isnan(s)) max = s;
-    if (std::isnan(s)) break;
+  {
+    // Vector maximum; a NaN anywhere makes the maximum NaN (then every weight is NaN).
+    constexpr uint32_t kAllLanes = (uint32_t{1} << kLanes) - 1;
+    Reg max_v = vset1(kNegInf);
+    uint32_t ordered = kAllLanes;  // s >= s fails for NaN only
+    int64_t j = 0;
+    for (; j + kLanes <= count; j += kLanes) {
+      const Reg s = vload(scores + j);
+      max_v = vmax(max_v, s);
+      ordered &= vmask_ge(s, s);
+    }
+    // Reduced through memory: GCC 12 warns falsely inside the AVX-512 lane shuffles here.
+    float lane_max[kLanes];
+    vstore(lane_max, max_v);
+    max = *std::max_element(lane_max, lane_max + kLanes);
+    bool nan = ordered != kAllLanes;
+    for (; j < count; ++j) {
+      max = std::max(max, scores[j]);
+      nan = nan || std::isnan(scores[j]);
+    }
+    if (nan) max = std::numeric_limits<float>::quiet_NaN();
   }
   *row_max = max;
   if (max == kNegInf) {  // nothing visible: every weight 0
@@ -143,6 +209,7 @@ inline SelectedKernels make_selected_kernels(const char* name) {
           kLanes,
           &selected_score_tiles,
           &selected_finish_scores,
+          &selected_scale_add_bias,
           &selected_key_dots,
           &selected_softmax_weights,
           &selected_add_values};

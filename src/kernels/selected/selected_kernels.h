@@ -20,11 +20,15 @@ struct SelectedKernels {
   // row[j] = fma(row[j], scale, bias[j]) for j in [begin, end), -inf elsewhere in [0, length).
   void (*finish_scores)(float* row, const float* bias, float scale, int64_t begin, int64_t end,
                         int64_t length);
+  // dst[t] = fma(src[t], scale, bias[t]) for t < count.
+  void (*scale_add_bias)(const float* src, const float* bias, float scale, int64_t count,
+                         float* dst);
   // For `count` (query row, group of keys) pairs: the q·k dot products of query row
   // q[g] (elements q[g][c * q_stride], c < d) with the `lanes` keys starting at groups[g]
   // (a multiple of lanes) of K grouped by lanes, [Lk/lanes][d][lanes] f32 (a group's keys
   // are one contiguous run of memory): out[g][l] = Σ_c q_c k_{groups[g] + l, c}, fused
-  // multiply-adds in c order.
+  // multiply-adds in c order (pairs of one row should be consecutive: a run of them
+  // shares each load of q).
   void (*key_dots)(const float* const* q, int64_t q_stride, const float* k_grouped, int64_t d,
                    const int32_t* groups, int64_t count, float* const* out);
   // Softmax weights of `count` kept scores: weights[j] = e^(s_j - max) (weights holds count
