@@ -85,7 +85,8 @@ class RowSelector {
   int64_t block_stride_ = 0, group_stride_ = 0;
   std::vector<int32_t> groups_, blocks_, selected_blocks_;
   std::vector<int64_t> group_counts_, block_counts_, group_cursor_;
-  std::vector<const float*> pair_q_;  // dsa_dots: one chunk's (row, group) pairs
+  std::vector<int64_t> group_starts_;  // dsa_dots: where each group's pairs start
+  std::vector<const float*> pair_q_;   // dsa_dots: one chunk's (row, group) pairs
   std::vector<int32_t> pair_group_;
   std::vector<float*> pair_out_;
   topk::SelectScratch topk_scratch_;

@@ -43,83 +43,112 @@ inline void selected_scale_add_bias(const float* src, const float* bias, float s
   for (; t < count; ++t) dst[t] = std::fma(src[t], scale, bias[t]);
 }
 
-// N groups of keys against one query row: each broadcast of q serves N fma chains, so a
-// step costs one load per fma (a row's groups come in runs; see selected_key_dots).
+// Keys per group of the dsa layout (key_dots): 16 on every ISA, the default block.
+inline constexpr int kGroupKeys = 16;
+inline constexpr int kGroupVectors = kGroupKeys / kLanes;
+
+// One group of keys against N query rows (a run of pairs that share the group): each load
+// of K serves N rows, and the N * kGroupVectors fma chains hide the fma latency.
 template <int N>
-inline void selected_row_group_dots(const float* q, int64_t q_stride, const float* k_grouped,
-                                    int64_t d, const int32_t* groups, float* const* out) {
-  const float* column[N];
-  Reg acc[N];
+inline void selected_group_rows_dots(const float* const* q, int64_t q_stride, const float* column,
+                                     int64_t d, float* const* out) {
+  Reg acc[N][kGroupVectors];  // unrolled loops: GCC keeps acc in registers
 #pragma GCC unroll 8
-  for (int g = 0; g < N; ++g) {
-    column[g] = k_grouped + groups[g] / kLanes * d * kLanes;
-    acc[g] = vzero();
-  }
+  for (int n = 0; n < N; ++n)
+#pragma GCC unroll 2
+    for (int v = 0; v < kGroupVectors; ++v) acc[n][v] = vzero();
   for (int64_t c = 0; c < d; ++c) {
-    const Reg qc = vbroadcast(q + c * q_stride);
+    Reg k[kGroupVectors];
+#pragma GCC unroll 2
+    for (int v = 0; v < kGroupVectors; ++v) k[v] = vload(column + c * kGroupKeys + v * kLanes);
 #pragma GCC unroll 8
-    for (int g = 0; g < N; ++g) acc[g] = vfmadd(qc, vload(column[g] + c * kLanes), acc[g]);
+    for (int n = 0; n < N; ++n) {
+      const Reg qn = vbroadcast(q[n] + c * q_stride);
+#pragma GCC unroll 2
+      for (int v = 0; v < kGroupVectors; ++v) acc[n][v] = vfmadd(qn, k[v], acc[n][v]);
+    }
   }
 #pragma GCC unroll 8
-  for (int g = 0; g < N; ++g) vstore(out[g], acc[g]);
+  for (int n = 0; n < N; ++n)
+#pragma GCC unroll 2
+    for (int v = 0; v < kGroupVectors; ++v) vstore(out[n] + v * kLanes, acc[n][v]);
 }
 
-// N (query row, group) pairs at once: N independent fma chains hide the fma latency.
+// N (query row, group) pairs of different groups at once: N * kGroupVectors fma chains.
 template <int N>
-inline void selected_group_dots(const float* const* q, int64_t q_stride, const float* k_grouped,
-                                int64_t d, const int32_t* groups, float* const* out) {
+inline void selected_pair_dots(const float* const* q, int64_t q_stride, const float* k_grouped,
+                               int64_t d, const int32_t* groups, float* const* out) {
   const float* column[N];
-  Reg acc[N];  // unrolled loops: GCC keeps acc in registers (see selected_value_columns)
+  Reg acc[N][kGroupVectors];
 #pragma GCC unroll 8
-  for (int g = 0; g < N; ++g) {
-    column[g] = k_grouped + groups[g] / kLanes * d * kLanes;
-    acc[g] = vzero();
+  for (int n = 0; n < N; ++n) {
+    column[n] = k_grouped + int64_t{groups[n]} * d;
+#pragma GCC unroll 2
+    for (int v = 0; v < kGroupVectors; ++v) acc[n][v] = vzero();
   }
   for (int64_t c = 0; c < d; ++c) {
 #pragma GCC unroll 8
-    for (int g = 0; g < N; ++g)
-      acc[g] = vfmadd(vbroadcast(q[g] + c * q_stride), vload(column[g] + c * kLanes), acc[g]);
+    for (int n = 0; n < N; ++n) {
+      const Reg qn = vbroadcast(q[n] + c * q_stride);
+#pragma GCC unroll 2
+      for (int v = 0; v < kGroupVectors; ++v)
+        acc[n][v] = vfmadd(qn, vload(column[n] + c * kGroupKeys + v * kLanes), acc[n][v]);
+    }
   }
 #pragma GCC unroll 8
-  for (int g = 0; g < N; ++g) vstore(out[g], acc[g]);
+  for (int n = 0; n < N; ++n)
+#pragma GCC unroll 2
+    for (int v = 0; v < kGroupVectors; ++v) vstore(out[n] + v * kLanes, acc[n][v]);
 }
 
 inline void selected_key_dots(const float* const* q, int64_t q_stride, const float* k_grouped,
                               int64_t d, const int32_t* groups, int64_t count, float* const* out) {
-  constexpr int kBatch = kLanes == 16 ? 6 : 8;
-  using Dots =
+  // Runs of at least kShared pairs of one group: one load of K per step for all of them
+  // (up to kRows rows per call). Shorter runs are batched, kMixed pairs at a time, with
+  // pairs of other groups (then K is loaded per pair, but from L1: the caller orders the
+  // pairs by group).
+  // (At most 6 rows or 4 mixed pairs: their pointers stay in registers.)
+  constexpr int kRows = 6, kShared = 3, kMixed = 4;
+  using RowsDots = void (*)(const float* const*, int64_t, const float*, int64_t, float* const*);
+  static constexpr RowsDots kRowsDots[kRows + 1] = {nullptr,
+                                                    &selected_group_rows_dots<1>,
+                                                    &selected_group_rows_dots<2>,
+                                                    &selected_group_rows_dots<3>,
+                                                    &selected_group_rows_dots<4>,
+                                                    &selected_group_rows_dots<5>,
+                                                    &selected_group_rows_dots<6>};
+  using PairDots =
       void (*)(const float* const*, int64_t, const float*, int64_t, const int32_t*, float* const*);
-  // The rest at once too: a lone chain would wait on the fma latency at every step.
-  static constexpr Dots kMixed[8] = {nullptr,
-                                     &selected_group_dots<1>,
-                                     &selected_group_dots<2>,
-                                     &selected_group_dots<3>,
-                                     &selected_group_dots<4>,
-                                     &selected_group_dots<5>,
-                                     &selected_group_dots<6>,
-                                     &selected_group_dots<7>};
-  // Full batches of one row's run of pairs share each load of q; what is left of the runs
-  // is batched across rows.
-  const float* left_q[kBatch];
-  int32_t left_group[kBatch];
-  float* left_out[kBatch];
+  static constexpr PairDots kPairDots[kMixed] = {nullptr, &selected_pair_dots<1>,
+                                                 &selected_pair_dots<2>, &selected_pair_dots<3>};
+  const float* left_q[kMixed];
+  int32_t left_group[kMixed];
+  float* left_out[kMixed];
   int left = 0;
   for (int64_t g = 0; g < count;) {
     int64_t run = 1;
-    while (g + run < count && q[g + run] == q[g]) ++run;
-    for (; run >= kBatch; run -= kBatch, g += kBatch)
-      selected_row_group_dots<kBatch>(q[g], q_stride, k_grouped, d, groups + g, out + g);
+    while (g + run < count && groups[g + run] == groups[g]) ++run;
+    if (run >= kShared) {
+      const float* column = k_grouped + int64_t{groups[g]} * d;
+      for (; run > 0;) {
+        const int64_t n = std::min<int64_t>(run, kRows);
+        kRowsDots[n](q + g, q_stride, column, d, out + g);
+        run -= n;
+        g += n;
+      }
+      continue;
+    }
     for (; run > 0; --run, ++g) {
       left_q[left] = q[g];
       left_group[left] = groups[g];
       left_out[left] = out[g];
-      if (++left == kBatch) {
-        selected_group_dots<kBatch>(left_q, q_stride, k_grouped, d, left_group, left_out);
+      if (++left == kMixed) {
+        selected_pair_dots<kMixed>(left_q, q_stride, k_grouped, d, left_group, left_out);
         left = 0;
       }
     }
   }
-  if (left > 0) kMixed[left](left_q, q_stride, k_grouped, d, left_group, left_out);
+  if (left > 0) kPairDots[left](left_q, q_stride, k_grouped, d, left_group, left_out);
 }
 
 // o[C vectors] += Σ_j weights[j] v_{keys[j]} over the columns [c0, c0 + C * kLanes), in
@@ -206,7 +235,7 @@ inline void selected_softmax_weights(const float* scores, int64_t count, float* 
 
 inline SelectedKernels make_selected_kernels(const char* name) {
   return {name,
-          kLanes,
+          kGroupKeys,
           &selected_score_tiles,
           &selected_finish_scores,
           &selected_scale_add_bias,

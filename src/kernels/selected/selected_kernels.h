@@ -12,7 +12,7 @@ namespace dfss::kernels {
 
 struct SelectedKernels {
   const char* name;
-  int lanes;  // keys per group in key_dots
+  int lanes;  // keys per group in key_dots (16 on every ISA)
   // Dot products of `tiles` packed 6-row Q tiles ([d][6] f32 each) with key_blocks packed K
   // blocks ([d][128] f32): scores[(6t + r) * stride + key], fused multiply-adds in d order.
   void (*score_tiles)(const float* q_tiles, int64_t tiles, const float* k_packed, int64_t d,
@@ -27,8 +27,8 @@ struct SelectedKernels {
   // q[g] (elements q[g][c * q_stride], c < d) with the `lanes` keys starting at groups[g]
   // (a multiple of lanes) of K grouped by lanes, [Lk/lanes][d][lanes] f32 (a group's keys
   // are one contiguous run of memory): out[g][l] = Σ_c q_c k_{groups[g] + l, c}, fused
-  // multiply-adds in c order (pairs of one row should be consecutive: a run of them
-  // shares each load of q).
+  // multiply-adds in c order (pairs ordered by group: a run of pairs of one group shares
+  // each load of K).
   void (*key_dots)(const float* const* q, int64_t q_stride, const float* k_grouped, int64_t d,
                    const int32_t* groups, int64_t count, float* const* out);
   // Softmax weights of `count` kept scores: weights[j] = e^(s_j - max) (weights holds count
