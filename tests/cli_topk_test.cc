@@ -25,6 +25,20 @@ TEST(CliBenchTopk, SmallRunReportsEveryMethod) {
     EXPECT_GT(row[key].get<double>(), 0.0) << key;
 }
 
+TEST(CliBenchTopk, ListsTakeCommasOrSpaces) {
+  const TempDir dir;
+  for (const char* lists : {"--lengths 300,200 --k 8,L/16 --distributions uniform,sorted",
+                            "--lengths 300 200 --k 8 L/16 --distributions uniform sorted"}) {
+    const CliResult result = run_cli(dir, std::string("bench topk ") + lists +
+                                              " --rows 2 --threads 1 --seconds 0 "
+                                              "--methods heap --json '" +
+                                              dir.file("topk.json") + "'");
+    ASSERT_EQ(result.exit_code, 0) << lists << ": " << result.err;
+    const auto doc = nlohmann::json::parse(read_file(dir.file("topk.json")));
+    EXPECT_EQ(doc["results"].size(), 8u) << lists;  // 2 lengths x 2 k x 2 distributions
+  }
+}
+
 TEST(CliBenchTopk, BadValuesFailBeforeTheRun) {
   const TempDir dir;
   for (const char* k : {"L/0", "abc", "0", "L/"}) {

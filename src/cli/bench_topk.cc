@@ -210,10 +210,12 @@ double median_ms(double budget_seconds, Call&& call) {
 }  // namespace
 
 void add_bench_topk_options(CLI::App& command, BenchTopkArgs& args) {
+  // Lists take commas as `bench attention`'s do, or spaces.
   command.add_option("--lengths", args.lengths, "row lengths L")
+      ->delimiter(',')
       ->check(CLI::Range(int64_t{1}, int64_t{INT32_MAX}))
       ->capture_default_str();
-  command.add_option("--k", args.ks, "k per row: N, or L/N")->capture_default_str();
+  command.add_option("--k", args.ks, "k per row: N, or L/N")->delimiter(',')->capture_default_str();
   command
       .add_option("--rows", args.rows,
                   "rows per call (0: about 4M elements per call, at least 2 rows)")
@@ -222,12 +224,14 @@ void add_bench_topk_options(CLI::App& command, BenchTopkArgs& args) {
   command
       .add_option("--distributions", args.distributions,
                   "uniform, normal, sorted, reversed, duplicates, scores")
+      ->delimiter(',')
       ->check(CLI::IsMember({"uniform", "normal", "sorted", "reversed", "duplicates", "scores"}))
       ->capture_default_str();
   command
       .add_option("--methods", args.methods,
                   "baselines (nth_element+sort, partial_sort, heap) and unordered (dfss's "
                   "find_cut + write_selected against std::nth_element + a sort of the k indices)")
+      ->delimiter(',')
       ->check(CLI::IsMember({"nth_element+sort", "partial_sort", "heap", "unordered"}))
       ->capture_default_str();
   command.add_option("--seconds", args.seconds, "time per method and case, after 3 timed runs")
