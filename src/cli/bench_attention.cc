@@ -294,41 +294,61 @@ double sampled_kept_mass(const BenchInputs& inputs, DType dtype, const Attention
   return total / static_cast<double>(samples * batch * heads);
 }
 
-BenchResult run_case(const BenchCase& config, const BenchSetup& setup, const BenchInputs& inputs,
-                     int reps, double peak_gflops, std::vector<float>& out) {
+AttentionOptions case_options(const BenchCase& config, const BenchSetup& setup) {
   AttentionOptions options;
   options.impl = config.impl;
   options.pattern = config.pattern;
   options.causal = setup.causal;
   options.threads = setup.threads;
   options.isa = setup.isa;
-  const ConstTensorView q = inputs.q_view(config.dtype);
-  const ConstTensorView k = inputs.k_view(config.dtype);
-  const ConstTensorView v = inputs.v_view(config.dtype);
-  const TensorView out_view = mutable_view(out.data(), inputs.shape);
+  return options;
+}
 
-  attention(q, k, v, out_view, options);  // warm-up: caches, page faults, thread pool
-  std::vector<double> times_ms;
-  const Clock::time_point case_start = Clock::now();
-  for (int rep = 0; rep < reps; ++rep) {
-    const Clock::time_point start = Clock::now();
-    attention(q, k, v, out_view, options);
-    const Clock::time_point end = Clock::now();
-    times_ms.push_back(std::chrono::duration<double, std::milli>(end - start).count());
-    const double spent = std::chrono::duration<double>(end - case_start).count();
-    if (rep + 1 >= kMinReps && spent > kCaseBudgetSeconds) break;
-  }
-
+// One call of a case (also its warm-up: caches, page faults, thread pool) and its errors on
+// the sampled rows; the timing comes later (time_cases).
+BenchResult check_case(const BenchCase& config, const BenchSetup& setup, const BenchInputs& inputs,
+                       std::vector<float>& out) {
+  const AttentionOptions options = case_options(config, setup);
+  attention(inputs.q_view(config.dtype), inputs.k_view(config.dtype), inputs.v_view(config.dtype),
+            mutable_view(out.data(), inputs.shape), options);
   BenchResult result;
   result.config = config;
-  result.ms = median(times_ms);
-  result.reps = static_cast<int>(times_ms.size());
-  result.gflops = attention_flops(setup, config.seq) / (result.ms * 1e-3) * 1e-9;
-  result.pct_peak = 100.0 * result.gflops / peak_gflops;
   result.max_abs_err = sampled_max_abs_error(inputs, config.dtype, out.data(), options);
   if (!config.pattern.dense())
     result.dense_rel_err = sampled_dense_relative_error(inputs, config.dtype, out.data(), options);
   return result;
+}
+
+// Timed runs of a group of cases in turn, one call of each per round, so that a drift in
+// the machine's speed (other tenants, clocks) moves every case alike and the ratios between
+// them stay fair. A case stops after kMinReps runs once it has taken kCaseBudgetSeconds.
+void time_cases(std::vector<BenchResult>& group, const BenchSetup& setup, const BenchInputs& inputs,
+                int reps, double peak_gflops, std::vector<float>& out) {
+  std::vector<std::vector<double>> times_ms(group.size());
+  std::vector<double> spent(group.size(), 0.0);
+  for (int rep = 0; rep < reps; ++rep) {
+    bool ran = false;
+    for (size_t c = 0; c < group.size(); ++c) {
+      if (rep >= kMinReps && spent[c] > kCaseBudgetSeconds) continue;
+      const BenchCase& config = group[c].config;
+      const AttentionOptions options = case_options(config, setup);
+      const Clock::time_point start = Clock::now();
+      attention(inputs.q_view(config.dtype), inputs.k_view(config.dtype),
+                inputs.v_view(config.dtype), mutable_view(out.data(), inputs.shape), options);
+      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+      times_ms[c].push_back(ms);
+      spent[c] += ms * 1e-3;
+      ran = true;
+    }
+    if (!ran) break;
+  }
+  for (size_t c = 0; c < group.size(); ++c) {
+    BenchResult& result = group[c];
+    result.ms = median(times_ms[c]);
+    result.reps = static_cast<int>(times_ms[c].size());
+    result.gflops = attention_flops(setup, result.config.seq) / (result.ms * 1e-3) * 1e-9;
+    result.pct_peak = 100.0 * result.gflops / peak_gflops;
+  }
 }
 
 template <typename T, typename Parse>
@@ -426,7 +446,10 @@ void add_bench_attention_options(CLI::App& command, BenchAttentionArgs& args) {
   command.add_option("--threads", args.threads, "0: OpenMP's default")
       ->check(integer_in_range(0, kMaxThreads))
       ->capture_default_str();
-  command.add_option("--reps", args.reps, "timed runs per case (fewer once a case takes 3 s)")
+  command
+      .add_option("--reps", args.reps,
+                  "timed runs per case, in turns with the other cases of the same L and dtype "
+                  "(fewer once a case has taken 3 s)")
       ->check(integer_at_least(1))
       ->capture_default_str();
   command.add_option("--json", args.json, "also write the results as a JSON array")
@@ -504,10 +527,7 @@ void run_bench_attention(const BenchAttentionArgs& args, Isa isa) {
       for (const auto& [impl, pattern] : pairs) {
         const BenchCase config{impl, dtype, seq, pattern};
         BenchResult result;
-        in_cli_terms([&] {
-          result = run_case(config, setup, inputs, args.reps,
-                            dtype == DType::bf16 ? peak_bf16 : peak_f32, out);
-        });
+        in_cli_terms([&] { result = check_case(config, setup, inputs, out); });
         const std::string key = pattern.to_string();
         if (!selection.contains(key)) {
           AttentionOptions options;
@@ -523,6 +543,10 @@ void run_bench_attention(const BenchAttentionArgs& args, Isa isa) {
         if (pattern.selects_keys()) result.recall = selection[key].recall;
         group.push_back(result);
       }
+      in_cli_terms([&] {
+        time_cases(group, setup, inputs, args.reps, dtype == DType::bf16 ? peak_bf16 : peak_f32,
+                   out);
+      });
       set_speedups(group);
       for (const BenchResult& result : group) {
         print_table_row(result);
