@@ -85,8 +85,8 @@ void run_selected_backward(const BackwardProblem& bp) {
     std::fill(s.dk.begin(), s.dk.end(), 0.0f);
     std::fill(s.dv.begin(), s.dv.end(), 0.0f);
     for (int64_t h = kv * ratio; h < (kv + 1) * ratio; ++h) {
-      for (int64_t row0 = 0; row0 < p.lq; row0 += kSelectedBlockRows) {
-        const int64_t rows = std::min(kSelectedBlockRows, p.lq - row0);
+      for (int64_t row0 = 0; row0 < p.lq; row0 += layout.block_rows) {
+        const int64_t rows = std::min(layout.block_rows, p.lq - row0);
         s.selector.select(b, h, row0, rows, operands, s.key_bias.get(), s.selection);
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t i = row0 + r;

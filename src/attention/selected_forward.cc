@@ -39,7 +39,7 @@ void run_selected(const AttentionProblem& p) {
   const int64_t group_slots =
       std::clamp<int64_t>(kSelectedGroupBytes / (slot_floats * 4), 1, total_slots);
   const int64_t heads_per_slot = p.heads / p.kv_heads;
-  const int64_t row_blocks = (p.lq + kSelectedBlockRows - 1) / kSelectedBlockRows;
+  const int64_t row_blocks = (p.lq + layout.block_rows - 1) / layout.block_rows;
   const int64_t tasks_per_slot = heads_per_slot * row_blocks;
 
   AlignedBuffer packed = allocate_aligned(group_slots * slot_floats * 4);
@@ -50,7 +50,7 @@ void run_selected(const AttentionProblem& p) {
     RowSelector selector;
     RowBlockSelection selection;
     AlignedBuffer o, row_max, row_sum, weights;
-    std::vector<int64_t> cursor = std::vector<int64_t>(kSelectedBlockRows);
+    std::vector<int64_t> cursor{};
   };
   std::vector<ThreadScratch> thread_scratch;
   thread_scratch.reserve(static_cast<size_t>(p.threads));
@@ -58,14 +58,15 @@ void run_selected(const AttentionProblem& p) {
     thread_scratch.push_back(
         {RowSelector(p, layout),
          {},
-         allocate_aligned(kSelectedBlockRows * g.dv_pad * 4),
-         allocate_aligned(kSelectedBlockRows * 4),
-         allocate_aligned(kSelectedBlockRows * 4),
-         allocate_aligned(kSelectedBlockRows * round_up(layout.keep_stride, 16) * 4)});
+         allocate_aligned(layout.block_rows * g.dv_pad * 4),
+         allocate_aligned(layout.block_rows * 4),
+         allocate_aligned(layout.block_rows * 4),
+         allocate_aligned(layout.block_rows * round_up(layout.keep_stride, 16) * 4)});
     RowBlockSelection& s = thread_scratch.back().selection;
-    s.keys.reserve(static_cast<size_t>(kSelectedBlockRows * layout.keep_stride));
-    s.scores.reserve(static_cast<size_t>(kSelectedBlockRows * layout.keep_stride));
-    s.counts.reserve(static_cast<size_t>(kSelectedBlockRows));
+    s.keys.reserve(static_cast<size_t>(layout.block_rows * layout.keep_stride));
+    s.scores.reserve(static_cast<size_t>(layout.block_rows * layout.keep_stride));
+    s.counts.reserve(static_cast<size_t>(layout.block_rows));
+    thread_scratch.back().cursor.resize(static_cast<size_t>(layout.block_rows));
   }
 
 #pragma omp parallel num_threads(p.threads)
@@ -91,8 +92,8 @@ void run_selected(const AttentionProblem& p) {
         const int64_t slot = task / tasks_per_slot;
         const int64_t bkv = group0 + slot, b = bkv / p.kv_heads;
         const int64_t h = bkv % p.kv_heads * heads_per_slot + task % tasks_per_slot / row_blocks;
-        const int64_t row0 = task % row_blocks * kSelectedBlockRows;
-        const int64_t rows = std::min(kSelectedBlockRows, p.lq - row0);
+        const int64_t row0 = task % row_blocks * layout.block_rows;
+        const int64_t rows = std::min(layout.block_rows, p.lq - row0);
         const SlotOperands& operands = slots[static_cast<size_t>(slot)];
         mine.selector.select(b, h, row0, rows, operands, key_bias.get() + b * g.lk_pad,
                              mine.selection);

@@ -38,7 +38,7 @@ SelectedKeys selected_keys(const ConstTensorView& q, const ConstTensorView& k,
   detail::AlignedBuffer packed = detail::allocate_aligned(layout.slot_floats() * 4);
   detail::AlignedBuffer key_bias = detail::allocate_aligned(g.lk_pad * 4);
   const int64_t ratio = p.heads / p.kv_heads;
-  const int64_t row_blocks = (p.lq + detail::kSelectedBlockRows - 1) / detail::kSelectedBlockRows;
+  const int64_t row_blocks = (p.lq + layout.block_rows - 1) / layout.block_rows;
   std::vector<detail::RowSelector> selectors;
   for (int t = 0; t < p.threads; ++t) selectors.emplace_back(p, layout);
   std::vector<detail::RowBlockSelection> selections(static_cast<size_t>(p.threads));
@@ -51,8 +51,8 @@ SelectedKeys selected_keys(const ConstTensorView& q, const ConstTensorView& k,
     for (int64_t task = 0; task < ratio * row_blocks; ++task) {
       const int thread = omp_get_thread_num();
       const int64_t h = kv * ratio + task / row_blocks;
-      const int64_t row0 = task % row_blocks * detail::kSelectedBlockRows;
-      const int64_t count = std::min(detail::kSelectedBlockRows, p.lq - row0);
+      const int64_t row0 = task % row_blocks * layout.block_rows;
+      const int64_t count = std::min(layout.block_rows, p.lq - row0);
       detail::RowBlockSelection& s = selections[static_cast<size_t>(thread)];
       selectors[static_cast<size_t>(thread)].select(b, h, row0, count, operands, key_bias.get(), s);
       for (int64_t r = 0; r < count; ++r) {

@@ -38,6 +38,9 @@ SelectedLayout selected_layout(const AttentionProblem& p) {
     layout.pooled_pad = round_up(std::max<int64_t>(blocks, 1), kKeyBlock);
   }
   layout.keep_stride = std::max<int64_t>(1, std::min(p.pattern.keep, p.lk));
+  // (A general score mask keeps a rows x Lk bias per block: then the smaller block.)
+  layout.block_rows =
+      p.pattern.predicted && p.score_mask.data == nullptr ? kDsaBlockRows : kTopkBlockRows;
   return layout;
 }
 
@@ -97,7 +100,7 @@ void visible_keys(const AttentionProblem& p, int64_t b, int64_t i, int64_t* begi
 
 RowSelector::RowSelector(const AttentionProblem& p, const SelectedLayout& layout)
     : p_(p), layout_(layout) {
-  const int64_t rows_pad = round_up(kSelectedBlockRows, kTileRows);
+  const int64_t rows_pad = round_up(layout.block_rows, kTileRows);
   score_stride_ =
       padded_score_stride(p.pattern.predicted ? layout.pooled_pad : layout.packed.lk_pad);
   q_packed_ = allocate_aligned(rows_pad / kTileRows * layout.packed.q_tile_elems * 4);
@@ -124,7 +127,7 @@ RowSelector::RowSelector(const AttentionProblem& p, const SelectedLayout& layout
 
 void RowSelector::select(int64_t b, int64_t h, int64_t row0, int64_t rows, const SlotOperands& slot,
                          const float* key_bias, RowBlockSelection& out) {
-  DFSS_DEBUG_ASSERT(rows > 0 && rows <= kSelectedBlockRows);
+  DFSS_DEBUG_ASSERT(rows > 0 && rows <= layout_.block_rows);
   const SelectedLayout& layout = layout_;
   const PackedGeometry& g = layout.packed;
   out.rows = rows;

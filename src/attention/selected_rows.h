@@ -25,6 +25,7 @@ struct SelectedLayout {
   int64_t block = 1;        // dsa: keys per predictor block
   int64_t pooled_pad = 0;   // dsa: predictor keys, rounded up to 128 (0 for topk)
   int64_t keep_stride = 0;  // kept keys per row at most: min(K, Lk)
+  int64_t block_rows = 0;   // query rows per task (kTopkBlockRows, kDsaBlockRows)
   int64_t d = 0;
   // Floats of one packed (batch, key/value head): K, V, and for dsa the pooled keys
   // ([d][128] blocks), their bias and K again in [d][128] blocks (packing scratch).
@@ -60,7 +61,7 @@ struct RowBlockSelection {
 class RowSelector {
  public:
   RowSelector(const AttentionProblem& problem, const SelectedLayout& layout);
-  // Rows [row0, row0 + rows) of query head h of batch b (rows <= kSelectedBlockRows);
+  // Rows [row0, row0 + rows) of query head h of batch b (rows <= layout.block_rows);
   // key_bias: the batch's [lk_pad] key bias (build_key_bias).
   void select(int64_t b, int64_t h, int64_t row0, int64_t rows, const SlotOperands& slot,
               const float* key_bias, RowBlockSelection& out);
