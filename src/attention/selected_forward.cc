@@ -26,7 +26,10 @@ constexpr int64_t kValueChunkKeys = 512;
 
 std::string selected_kernel_name(DType dtype, Isa isa, const SparsityPattern& pattern) {
   const std::string kind = pattern.predicted ? "dsa" : "topk";
-  return std::string(dtype_name(dtype)) + "_attn_" + kind + "_r48__" + isa_name(isa);
+  // Rows per task: dsa's (without a general score mask; see kDsaBlockRows).
+  const int64_t rows = pattern.predicted ? kDsaBlockRows : kTopkBlockRows;
+  return std::string(dtype_name(dtype)) + "_attn_" + kind + "_r" + std::to_string(rows) + "__" +
+         isa_name(isa);
 }
 
 void run_selected(const AttentionProblem& p) {
