@@ -5,8 +5,8 @@ full-attention layers (4 query heads, 1 KV head, head dim 256, causal).
 Captures Q/K/V of layers 5, 11, 17 in a dense forward of the first N tokens of a text (the
 helpers of scripts/eval-gemma-perplexity.py: same model, text and tokens), then for each
 layer and pattern times dfss.attention against dense dfss.attention on the same tensors
-(median of --reps calls, torch.get_num_threads() threads) and reports, on every --stride-th
-query row of the last quarter of the sequence: kept_mass (dense softmax mass on the kept
+(median of --reps calls, timed in turns with dense, torch.get_num_threads() threads) and
+reports, on every --stride-th query row of the last quarter of the sequence: kept_mass (dense softmax mass on the kept
 keys, float64), recall (share of the exact top-K keys kept, from dfss.selected_keys) and the
 relative output error ||O - O_dense|| / ||O_dense||.
 
@@ -55,14 +55,18 @@ def capture(ev, tokenizer, model, tokens, n):
     return {layer: captured[layer] for layer in layers}
 
 
-def median_ms(call, reps):
-    call()  # warm-up
-    times = []
+def median_ms(calls, reps):
+    """Median ms of each call, the calls timed in turns (one of each per round), so that a
+    drift in the machine's speed moves them alike and their ratios stay fair."""
+    for call in calls.values():
+        call()  # warm-up
+    times = {name: [] for name in calls}
     for _ in range(reps):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def quality(q, k, v, scale, pattern, rows, dense_out):
@@ -118,10 +122,13 @@ def main():
             def run(pattern):
                 return lambda: dfss.attention(q, k, v, is_causal=True, scale=scale,
                                               enable_gqa=True, sparsity=pattern)
-            dense_ms = median_ms(run("dense"), args.reps)
+            patterns = args.patterns.split(",")
+            times = median_ms({pattern: run(pattern) for pattern in ["dense"] + patterns},
+                              args.reps)
+            dense_ms = times["dense"]
             dense_out = run("dense")()
-            for pattern in args.patterns.split(","):
-                ms = median_ms(run(pattern), args.reps)
+            for pattern in patterns:
+                ms = times[pattern]
                 mass, recall, error = quality(q, k, v, scale, pattern, rows, dense_out)
                 row = dict(n=n, layer=layer, pattern=dfss._C.parse_pattern(pattern), ms=ms,
                            dense_ms=dense_ms, speedup=dense_ms / ms, kept_mass=mass,
