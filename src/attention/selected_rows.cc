@@ -15,6 +15,9 @@ using kernels::kKeyBlock;
 using kernels::kTileRows;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
+// dsa_dots orders the (row, group) pairs of this many keys at a time.
+constexpr int64_t kDsaChunkKeys = 4096;
+
 // Row stride of the score rows: a multiple of 4 KiB would put every row of a tile in the
 // same L1 set (measured: the Q·Kᵀ tiles ran at half speed), so one cache line is added.
 int64_t padded_score_stride(int64_t columns) {
@@ -122,6 +125,8 @@ RowSelector::RowSelector(const AttentionProblem& p, const SelectedLayout& layout
     pair_group_.resize(static_cast<size_t>(rows_pad * group_stride_));
     pair_out_.resize(static_cast<size_t>(rows_pad * group_stride_));
     block_counts_.resize(static_cast<size_t>(rows_pad));
+    group_starts_.resize(static_cast<size_t>(kDsaChunkKeys / layout.selected->lanes + 1));
+    group_cursor_.reserve(static_cast<size_t>(rows_pad));  // no allocation in select()
   }
 }
 
@@ -254,17 +259,15 @@ void RowSelector::choose_dsa_blocks(int64_t r, int64_t begin, int64_t end, const
 void RowSelector::dsa_dots(int64_t rows, const SlotOperands& slot) {
   // A chunk of keys at a time, for the (row, group) pairs of every row of the block that
   // fall in it, ordered by group: the rows that keep a group run one after the other and
-  // share its loads (key_dots), and K is read in key order. (Random rows: a block kept by
-  // 48 rows at 16 of 256 blocks each is kept by about 3 of them.)
-  constexpr int64_t kChunkKeys = 4096;
-  const int64_t lanes = layout_.selected->lanes, chunk_groups = kChunkKeys / lanes;
+  // share its loads (key_dots), and K is read in key order. (Random rows, 192 of them
+  // keeping 16 of 256 blocks each: about 12 rows per kept block.)
+  const int64_t lanes = layout_.selected->lanes, chunk_groups = kDsaChunkKeys / lanes;
   const PackedGeometry& g = layout_.packed;
   group_cursor_.assign(static_cast<size_t>(rows), 0);
-  group_starts_.resize(static_cast<size_t>(chunk_groups + 1));
-  for (int64_t chunk = 0; chunk < g.lk_pad; chunk += kChunkKeys) {
+  for (int64_t chunk = 0; chunk < g.lk_pad; chunk += kDsaChunkKeys) {
     // Counting sort by group: the sizes, their running sums, then the pairs in place.
     std::fill(group_starts_.begin(), group_starts_.end(), 0);
-    const int64_t chunk_end = chunk + kChunkKeys;
+    const int64_t chunk_end = chunk + kDsaChunkKeys;
     for (int64_t r = 0; r < rows; ++r) {
       const int32_t* groups = groups_.data() + r * group_stride_;
       const int64_t count = group_counts_[static_cast<size_t>(r)];
