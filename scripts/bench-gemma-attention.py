@@ -6,9 +6,9 @@ Captures Q/K/V of layers 5, 11, 17 in a dense forward of the first N tokens of a
 helpers of scripts/eval-gemma-perplexity.py: same model, text and tokens), then for each
 layer and pattern times dfss.attention against dense dfss.attention on the same tensors
 (median of --reps calls, timed in turns with dense, torch.get_num_threads() threads) and
-reports, on every --stride-th query row of the last quarter of the sequence: kept_mass (dense softmax mass on the kept
-keys, float64), recall (share of the exact top-K keys kept, from dfss.selected_keys) and the
-relative output error ||O - O_dense|| / ||O_dense||.
+reports, on every --stride-th query row of the last quarter of the sequence: kept_mass
+(dense softmax mass on the kept keys, float64), recall (share of the exact top-K keys kept,
+from dfss.selected_keys) and the relative output error ||O - O_dense|| / ||O_dense||.
 
 Usage: .venv-torch/bin/python scripts/bench-gemma-attention.py --lengths 4096,16384
        --patterns topk:256,dsa:256,dsa:1024 [--threads 2] [--json out.json]

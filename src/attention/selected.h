@@ -19,6 +19,10 @@ namespace dfss::detail {
 // its score rows hold one predictor score per block of keys.
 inline constexpr int64_t kTopkBlockRows = 48;
 inline constexpr int64_t kDsaBlockRows = 192;
+// dsa keeps its larger block unless a general score mask needs a rows x Lk bias per block.
+inline int64_t selected_block_rows(const SparsityPattern& pattern, bool score_mask) {
+  return pattern.predicted && !score_mask ? kDsaBlockRows : kTopkBlockRows;
+}
 
 std::string selected_kernel_name(DType dtype, Isa isa, const SparsityPattern& pattern);
 

@@ -26,8 +26,7 @@ constexpr int64_t kValueChunkKeys = 512;
 
 std::string selected_kernel_name(DType dtype, Isa isa, const SparsityPattern& pattern) {
   const std::string kind = pattern.predicted ? "dsa" : "topk";
-  // Rows per task: dsa's (without a general score mask; see kDsaBlockRows).
-  const int64_t rows = pattern.predicted ? kDsaBlockRows : kTopkBlockRows;
+  const int64_t rows = selected_block_rows(pattern, /*score_mask=*/false);
   return std::string(dtype_name(dtype)) + "_attn_" + kind + "_r" + std::to_string(rows) + "__" +
          isa_name(isa);
 }

@@ -41,9 +41,7 @@ SelectedLayout selected_layout(const AttentionProblem& p) {
     layout.pooled_pad = round_up(std::max<int64_t>(blocks, 1), kKeyBlock);
   }
   layout.keep_stride = std::max<int64_t>(1, std::min(p.pattern.keep, p.lk));
-  // (A general score mask keeps a rows x Lk bias per block: then the smaller block.)
-  layout.block_rows =
-      p.pattern.predicted && p.score_mask.data == nullptr ? kDsaBlockRows : kTopkBlockRows;
+  layout.block_rows = selected_block_rows(p.pattern, p.score_mask.data != nullptr);
   return layout;
 }
 

@@ -530,11 +530,9 @@ void run_bench_attention(const BenchAttentionArgs& args, Isa isa) {
         in_cli_terms([&] { result = check_case(config, setup, inputs, out); });
         const std::string key = pattern.to_string();
         if (!selection.contains(key)) {
-          AttentionOptions options;
-          options.pattern = pattern;
-          options.causal = setup.causal;
-          options.threads = setup.threads;
-          options.isa = setup.isa;
+          // The options of this pattern's case with the default impl.
+          const AttentionOptions options =
+              case_options({AttentionOptions{}.impl, dtype, seq, pattern}, setup);
           selection[key] = pattern.selects_keys()
                                ? sampled_selection_stats(inputs, dtype, options)
                                : SelectionStats{sampled_kept_mass(inputs, dtype, options), 1.0};

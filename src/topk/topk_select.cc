@@ -102,7 +102,8 @@ KthKey kth_largest_key(const kernels::TopkKernels& kernels, const uint32_t* keys
     for (; i + kHistograms <= n; i += kHistograms)
       for (int h = 0; h < kHistograms; ++h) ++counts[h][(from[i + h] - lo) >> shift];
     for (; i < n; ++i) ++count[(from[i] - lo) >> shift];
-    for (uint32_t b = 0; b < buckets; ++b) count[b] += counts[1][b] + counts[2][b] + counts[3][b];
+    for (int h = 1; h < kHistograms; ++h)
+      for (uint32_t b = 0; b < buckets; ++b) count[b] += counts[h][b];
     uint32_t bucket = buckets - 1;
     int64_t larger = 0;
     while (larger + count[bucket] < k) larger += count[bucket--];
