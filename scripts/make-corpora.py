@@ -12,6 +12,8 @@ Writes into OUT (default out/corpora):
   pairs_queries.txt, pairs_targets.txt   line i of both is a pair of consecutive passages
   pairs_sources.txt                      per pair: source<TAB>document<TAB>length class
   reuters_texts.txt, reuters_labels.txt  the 70 acq/crude articles (title + body), topic
+  books/{austen,kjv}-<book>.txt          each whole book, one paragraph (Austen) or chapter
+                                         (KJV) a line
 Every text is one line (inner newlines become spaces). The selection depends only on the
 text (SHA-256 ranks), so every run writes the same files.
 """
@@ -330,6 +332,19 @@ def write_lines(path, lines):
             handle.write(line + "\n")
 
 
+def write_books(books_dir, kjv, austen):
+    """One file per book (6 Austen novels, 66 KJV books), one paragraph or chapter a line: the
+    long texts of the fine-tuning recipe's continuation task (python/dfss/finetune/data.py)."""
+    os.makedirs(books_dir, exist_ok=True)
+    books = {}
+    for (book, _), paragraphs in austen.items():
+        books.setdefault("austen-" + re.sub(r"[^A-Za-z0-9]+", "-", book), []).extend(paragraphs)
+    for (book, _), verses in kjv.items():
+        books.setdefault("kjv-" + book, []).append(" ".join(verses))
+    for name, lines in books.items():
+        write_lines(os.path.join(books_dir, name + ".txt"), lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(ROOT, "out", "corpora"))
@@ -353,6 +368,8 @@ def main():
     write_lines(os.path.join(args.out, "pairs_targets.txt"), [r[4] for r in pairs])
     write_lines(os.path.join(args.out, "pairs_sources.txt"),
                 [f"{r[0]}\t{r[1]}\t{r[2]}" for r in pairs])
+
+    write_books(os.path.join(args.out, "books"), kjv, austen)
 
     topic = [a for a in reuters if a[0].startswith(("acq/", "crude/"))]
     write_lines(os.path.join(args.out, "reuters_texts.txt"), [f"{a[2]}. {a[3]}" for a in topic])

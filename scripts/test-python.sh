@@ -20,6 +20,7 @@ else
 fi
 pip=("$venv/bin/pip" install -q --no-cache-dir --no-deps --disable-pip-version-check)
 "${pip[@]}" -r "$root/scripts/requirements-python-test.txt"
+"${pip[@]}" --require-hashes -r "$root/scripts/requirements-finetune.txt"
 
 # --no-build-isolation: build with the pinned scikit-build-core and pybind11 just installed
 # (and Debian's cmake and ninja) instead of whatever an isolated build env would download.
