@@ -1,21 +1,13 @@
 """Tests of dfss.finetune.balance: cost model, packing, LPT assignment and the simulator."""
 
-import importlib.util
 import itertools
 import json
 import math
-import pathlib
-import sys
 
 import numpy as np
 import pytest
 
-# Loaded by path so the tests run from the source tree before the package is (re)installed.
-_path = pathlib.Path(__file__).resolve().parents[1] / "dfss" / "finetune" / "balance.py"
-_spec = importlib.util.spec_from_file_location("dfss_balance_under_test", _path)
-balance = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = balance
-_spec.loader.exec_module(balance)
+from dfss.finetune import balance
 
 CostModel = balance.CostModel
 
