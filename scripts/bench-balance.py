@@ -11,7 +11,8 @@ Launch with torchrun (gloo), one thread per rank:
    ranks and fitted to c(s) = a*s^2 + b*s + c0 per sequence (dfss.finetune.balance.CostModel).
 2. Measure: the real mix (the wiki task's train extracts and the books task's 512-token train
    passages, tokenized, up to 512 tokens) is shuffled and cut into global batches; each step is
-   planned both ways (dfss.finetune.balance.plan_step), in turns, and run: each rank runs its
+   planned three ways (dfss.finetune.balance.plan_step: equal-count; balanced by sequence;
+   balanced by packed micro-batch), in turns, and run: each rank runs its
    micro-batches (forward+backward, gradients accumulated), then the gradients are all-reduced
    (DDP's sync point). Per step: the ranks' compute times; straggler wait = max - mean.
 3. Simulate: the same planners for 8, 32 and 128 ranks on the fitted model and the real mix.
@@ -145,9 +146,12 @@ def main():
         batch = order[step * args.global_batch:(step + 1) * args.global_batch]
         batch_lengths = [lengths[i] for i in batch]
         record = {}
-        for mode in (("balanced", "equal_count") if step % 2 else ("equal_count", "balanced")):
+        modes = ["equal_count", "balanced", "balanced_micro_batches"]
+        for mode in modes[step % 3:] + modes[:step % 3]:  # in turns, rotating the order
             plan = balance.plan_step(batch_lengths, cost, world, args.budget,
-                                     balanced=mode == "balanced")
+                                     balanced=mode != "equal_count",
+                                     granularity="micro_batch" if mode.endswith("batches")
+                                     else "sequence")
             model.zero_grad(set_to_none=True)
             dist.barrier()
             tick = time.perf_counter()
@@ -176,7 +180,7 @@ def main():
     if rank == 0:
         totals = {m: {"step_seconds": sum(s[m]["step"] for s in steps),
                       "straggler_wait": sum(s[m]["wait"] for s in steps)}
-                  for m in ("equal_count", "balanced")}
+                  for m in ("equal_count", "balanced", "balanced_micro_batches")}
         simulated = {}
         for ranks in [int(r) for r in args.simulate_ranks.split(",")]:
             per_rank = args.global_batch // 2
@@ -194,9 +198,12 @@ def main():
                   / max(totals["balanced"]["straggler_wait"], 1e-12),
                   "speedup": totals["equal_count"]["step_seconds"]
                   / totals["balanced"]["step_seconds"],
+                  "wait_ratio_micro_batches": totals["equal_count"]["straggler_wait"]
+                  / max(totals["balanced_micro_batches"]["straggler_wait"], 1e-12),
                   "simulated": simulated}
         print(json.dumps({k: result[k] for k in ("cpu", "fit", "totals", "wait_ratio",
-                                                 "speedup")}, indent=1))
+                                                 "wait_ratio_micro_batches", "speedup")},
+                         indent=1))
         for ranks, sim in simulated.items():
             print(f"simulated {ranks} ranks: wait ratio {sim['wait_ratio']:.2f}, "
                   f"speedup {sim['speedup']:.3f}")

@@ -43,6 +43,8 @@ def parse_args():
     p.add_argument("--model", default=os.path.join(ROOT, "models", "all-MiniLM-L6-v2"))
     p.add_argument("--train-shape", default="32x512")
     p.add_argument("--infer-shapes", default="32x128,8x512")
+    p.add_argument("--model-patterns", default="",
+                   help="also time the model with these dfss sparsities in every layer, e.g. 2:4")
     p.add_argument("--cxx", default=os.path.join(ROOT, "build", "dfss"),
                    help="the dfss CLI for the C++ forward figure (skipped if missing)")
     p.add_argument("--json", help="also write every row to this file")
@@ -223,6 +225,10 @@ def section_model(torch, args, rows_out):
     # No dropout in either (dfss implements none), so both train the same function.
     models = {impl: AutoModel.from_pretrained(args.model, attn_implementation=impl, attention_probs_dropout_prob=0.0,
                                               hidden_dropout_prob=0.0) for impl in ("sdpa", "dfss")}
+    for pattern in filter(None, args.model_patterns.split(",")):
+        models[f"dfss {pattern}"] = AutoModel.from_pretrained(
+            args.model, attn_implementation="dfss", attention_probs_dropout_prob=0.0, hidden_dropout_prob=0.0)
+        dfss.hf.set_sparsity(models[f"dfss {pattern}"], pattern)
     for shape in args.infer_shapes.split(","):
         enc = batch(shape)
         times = {}

@@ -217,17 +217,34 @@ def _bimodal(n, seed=0, long_frac=0.1):
     return [512 if rng.random() < long_frac else int(s) for s in short]
 
 
-@pytest.mark.parametrize("balanced", [True, False])
+@pytest.mark.parametrize("balanced,granularity",
+                         [(True, "sequence"), (True, "micro_batch"), (False, "sequence")])
 @pytest.mark.parametrize("ranks", [1, 3, 8])
-def test_plan_step_covers_all_within_budget(balanced, ranks):
+def test_plan_step_covers_all_within_budget(balanced, granularity, ranks):
     lengths = _bimodal(200, seed=ranks)
-    plan = balance.plan_step(lengths, QUAD, ranks, 1024, balanced=balanced)
+    plan = balance.plan_step(lengths, QUAD, ranks, 1024, balanced=balanced,
+                             granularity=granularity)
     assert len(plan) == ranks
     flat = sorted(i for rank_mbs in plan for mb in rank_mbs for i in mb)
     assert flat == list(range(len(lengths)))
     for rank_mbs in plan:
         for mb in rank_mbs:
             assert mb and len(mb) * max(lengths[i] for i in mb) <= 1024
+
+
+def test_plan_step_sequence_granularity_balances_finer():
+    # 6 long sequences fill 2 micro-batches of 3 (budget 3 x 512): spreading micro-batches cannot
+    # split them 3/3 across 2 ranks together with the short ones as evenly as spreading sequences.
+    lengths = [512] * 6 + [40] * 30
+    loads = {}
+    for granularity in ("sequence", "micro_batch"):
+        plan = balance.plan_step(lengths, QUAD, 2, 3 * 512, granularity=granularity)
+        loads[granularity] = [sum(QUAD.batch_cost([lengths[i] for i in mb]) for mb in mbs)
+                              for mbs in plan]
+    assert balance.straggler_wait(loads["sequence"]) < balance.straggler_wait(
+        loads["micro_batch"])
+    with pytest.raises(ValueError, match="granularity"):
+        balance.plan_step(lengths, QUAD, 2, 1024, granularity="token")
 
 
 @pytest.mark.parametrize("ranks", [2, 8, 32])

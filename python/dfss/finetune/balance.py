@@ -197,20 +197,30 @@ def lpt_bound(costs: Sequence[float], ranks: int) -> float:
 
 
 def plan_step(lengths: Sequence[int], cost: CostModel, ranks: int, token_budget: int,
-              balanced: bool = True) -> list[list[list[int]]]:
+              balanced: bool = True, granularity: str = "sequence") -> list[list[list[int]]]:
     """Per rank, its micro-batches (lists of indices into lengths) for one global batch.
 
-    balanced=True packs the whole batch, then spreads micro-batches by LPT on their cost;
-    balanced=False shards sequences by count first, then each rank packs its own share.
+    balanced=False: the baseline, sequences sharded by count (strided), each rank packs its
+    share. balanced=True, granularity "sequence" (default): sequences spread by LPT on their cost
+    c(s), then each rank packs its share; "micro_batch": the whole batch packed first, then the
+    micro-batches spread by LPT on their cost. A global batch makes only a few micro-batches of
+    up to token_budget tokens, too coarse to even out: measured with 2 ranks, balancing
+    micro-batches left more idle time than equal-count sharding (docs/finetune.md).
     """
     m = _check_positive_int("ranks", ranks)
     lens = _check_lengths(lengths)
-    if balanced:
+    if balanced and granularity == "micro_batch":
         mbs = pack_micro_batches(lens, token_budget)
         costs = [cost.batch_cost([lens[i] for i in mb]) for mb in mbs]
         return [[mbs[j] for j in items] for items in assign_lpt(costs, m)]
+    if granularity not in ("sequence", "micro_batch"):
+        raise ValueError(f"granularity: expected 'sequence' or 'micro_batch', got {granularity!r}")
+    if balanced:
+        shards = assign_lpt([float(cost(s)) for s in lens], m)
+    else:
+        shards = assign_equal_count(len(lens), m)
     plan = []
-    for shard in assign_equal_count(len(lens), m):
+    for shard in shards:
         local = pack_micro_batches([lens[i] for i in shard], token_budget)
         plan.append([[shard[k] for k in mb] for mb in local])
     return plan
