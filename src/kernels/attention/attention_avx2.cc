@@ -8,7 +8,8 @@
 #include "kernels/simd/vec_avx2-inl.h"
 // clang-format off
 #include "kernels/attention/attention-inl.h"
-#include "kernels/simd/nm_select_generic-inl.h"
+#include "kernels/simd/nm_prune_avx2-inl.h"
+#include "kernels/simd/nm_select_avx2-inl.h"
 #include "kernels/attention/sparse_attention-inl.h"
 #include "kernels/attention/decode-inl.h"
 // clang-format on
