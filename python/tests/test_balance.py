@@ -273,3 +273,14 @@ def test_simulate_steps_and_invalid():
         balance.simulate(lengths, QUAD, 2, 10, 100)  # a 512 exceeds the budget
     with pytest.raises(ValueError):
         balance.plan_step([1, 2], QUAD, 0, 1024)
+
+
+def test_pack_closes_micro_batches_before_padding_past_min_fill():
+    assert balance.pack_micro_batches([512, 100, 90, 300], 4096) == [[0, 3], [1, 2]]
+    assert balance.pack_micro_batches([512, 100, 90, 300], 4096, min_fill=0.0) == [[0, 3, 1, 2]]
+    # Never padded past 1/min_fill of a sequence's own length.
+    lengths = [int(s) for s in np.random.default_rng(3).integers(1, 513, 300)]
+    for mb in balance.pack_micro_batches(lengths, 4096, min_fill=0.25):
+        assert all(lengths[i] >= 0.25 * max(lengths[j] for j in mb) for i in mb)
+    with pytest.raises(ValueError, match="min_fill"):
+        balance.pack_micro_batches([1], 8, min_fill=1.5)

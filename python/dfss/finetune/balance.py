@@ -110,14 +110,20 @@ class CostModel:
         return cls(float(d["a"]), float(d["b"]), float(d["c0"]))
 
 
-def pack_micro_batches(lengths: Sequence[int], token_budget: int) -> list[list[int]]:
+def pack_micro_batches(lengths: Sequence[int], token_budget: int,
+                       min_fill: float = 0.5) -> list[list[int]]:
     """Pack sequences into micro-batches whose padded size len(mb)*max(mb) <= token_budget.
 
-    Sorting by length descending makes each micro-batch's first sequence its longest, so
-    neighbours have similar lengths and padding stays small. Returns indices into lengths.
+    Sorted by length descending, so each micro-batch's first sequence is its longest; a
+    micro-batch is also closed when the next sequence is shorter than min_fill times that
+    longest one, so no sequence is padded to more than 1/min_fill times its length (measured
+    with 2 ranks: filling every micro-batch to the budget padded short sequences to 512 tokens
+    and cost more than the balancing saved). Returns indices into lengths.
     """
     budget = _check_positive_int("token_budget", token_budget)
     lens = _check_lengths(lengths)
+    if not 0.0 <= min_fill <= 1.0:
+        raise ValueError(f"min_fill must be in [0, 1], got {min_fill!r}")
     for i, s in enumerate(lens):
         if s > budget:
             raise ValueError(f"sequence {i} has length {s}, over token_budget {budget}")
@@ -125,7 +131,8 @@ def pack_micro_batches(lengths: Sequence[int], token_budget: int) -> list[list[i
     batches: list[list[int]] = []
     for i in order:
         # The batch's first (longest) sequence sets the padded row length.
-        if batches and (len(batches[-1]) + 1) * lens[batches[-1][0]] <= budget:
+        if batches and (len(batches[-1]) + 1) * lens[batches[-1][0]] <= budget and \
+                lens[i] >= min_fill * lens[batches[-1][0]]:
             batches[-1].append(i)
         else:
             batches.append([i])
