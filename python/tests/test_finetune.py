@@ -88,6 +88,15 @@ def test_books_passages_and_split(tmp_path):
     assert len(task.train) + len(task.test) == 8 * len(range(0, 2500 - 508 + 1, 1016))
 
 
+def test_books_manifest_is_installed_with_the_package():
+    names = [line.split()[1] for line in data.BOOKS_MANIFEST.read_text().splitlines()]
+    assert len(names) == 72 and len(set(names)) == 72
+    assert sum(n.startswith("austen-") for n in names) == 6
+    assert sorted(data.book_test_split([n[:-4] for n in names])) == [
+        "austen-Persuasion", "kjv-1Chr", "kjv-1Jn", "kjv-1Th", "kjv-2Cor", "kjv-2Jn", "kjv-2Ki",
+        "kjv-2Pet", "kjv-Amos", "kjv-Eph", "kjv-Lev", "kjv-Phmn", "kjv-SSol", "kjv-Zep"]
+
+
 def test_books_file_altered_or_missing(tmp_path):
     manifest = _write_books(tmp_path)
     with open(tmp_path / "kjv-Book2.txt", "a", encoding="utf-8") as handle:

@@ -48,17 +48,22 @@ inline __m256 prune_dropped_m8(__m256 x, int n) {
   return _mm256_castsi256_ps(_mm256_cmpgt_epi32(outranked, _mm256_set1_epi32(n - 1)));
 }
 
+// The dropped lanes of one vector of scores for M = 2, 4 or 8 (NaN ranks as +inf).
+inline __m256 prune_dropped(__m256 v, int n, int m) {
+  const __m256 keys =
+      _mm256_blendv_ps(v, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  return m == 2   ? prune_dropped_m2(keys)
+         : m == 4 ? prune_dropped_m4(keys, n)
+                  : prune_dropped_m8(keys, n);
+}
+
 // x[0, 128) pruned in place; false (untouched) for the other M.
 inline bool prune_row_fast(float* x, int n, int m) {
   if (m != 2 && m != 4 && m != 8) return false;
-  const __m256 neg_inf = _mm256_set1_ps(-INFINITY), inf = _mm256_set1_ps(INFINITY);
+  const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
   for (int c = 0; c < kKeyBlock; c += 8) {
     const __m256 v = _mm256_loadu_ps(x + c);
-    const __m256 keys = _mm256_blendv_ps(v, inf, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-    const __m256 dropped = m == 2   ? prune_dropped_m2(keys)
-                           : m == 4 ? prune_dropped_m4(keys, n)
-                                    : prune_dropped_m8(keys, n);
-    _mm256_storeu_ps(x + c, _mm256_blendv_ps(v, neg_inf, dropped));
+    _mm256_storeu_ps(x + c, _mm256_blendv_ps(v, neg_inf, prune_dropped(v, n, m)));
   }
   return true;
 }

@@ -22,7 +22,6 @@ inline bool select_row_fast(const float* row, int64_t span_keys, int n, int m, i
                             KeptIndex index, float* kept_values, int32_t* kept_columns) {
   if (m != 2 && m != 4 && m != 8) return false;
   const int kept_per_vector = 8 / m * n;
-  const __m256 inf = _mm256_set1_ps(INFINITY);
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i limit =
       _mm256_set1_epi32(static_cast<int>(std::min<int64_t>(index.limit, INT32_MAX)));
@@ -34,11 +33,7 @@ inline bool select_row_fast(const float* row, int64_t span_keys, int n, int m, i
   int64_t out = 0;
   for (int64_t c = 0; c < span_keys; c += 8) {
     const __m256 x = _mm256_loadu_ps(row + c);
-    const __m256 keys = _mm256_blendv_ps(x, inf, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
-    const __m256 dropped = m == 2   ? prune_dropped_m2(keys)
-                           : m == 4 ? prune_dropped_m4(keys, n)
-                                    : prune_dropped_m8(keys, n);
-    const int keep = ~_mm256_movemask_ps(dropped) & 0xFF;
+    const int keep = ~_mm256_movemask_ps(prune_dropped(x, n, m)) & 0xFF;
     const __m256i permutation = _mm256_cvtepu8_epi32(
         _mm_loadl_epi64(reinterpret_cast<const __m128i*>(kCompressTable.lanes[keep])));
     const __m256i columns = _mm256_mullo_epi32(
