@@ -22,7 +22,6 @@ encoder's forward and backward, which is what the balance is about.
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import sys

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import MODEL_DIR, REPO
-import dfss.hf
+import dfss.hf  # noqa: F401  registers attn_implementation="dfss" for the round-trip check
 from dfss.finetune import data, evaluate
 
 transformers = pytest.importorskip("transformers")

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import Pair, Task
+from .data import Task
 
 # Files of the source folder copied beside the new weights: sentence-transformers' (so that the
 # saved folder loads there as the original did) and vocab.txt (dfss embed's tokenizer; a fast
