@@ -216,12 +216,12 @@ def plan_step(lengths: Sequence[int], cost: CostModel, ranks: int, token_budget:
     """
     m = _check_positive_int("ranks", ranks)
     lens = _check_lengths(lengths)
+    if granularity not in ("sequence", "micro_batch"):
+        raise ValueError(f"granularity: expected 'sequence' or 'micro_batch', got {granularity!r}")
     if balanced and granularity == "micro_batch":
         mbs = pack_micro_batches(lens, token_budget)
         costs = [cost.batch_cost([lens[i] for i in mb]) for mb in mbs]
         return [[mbs[j] for j in items] for items in assign_lpt(costs, m)]
-    if granularity not in ("sequence", "micro_batch"):
-        raise ValueError(f"granularity: expected 'sequence' or 'micro_batch', got {granularity!r}")
     if balanced:
         shards = assign_lpt([float(cost(s)) for s in lens], m)
     else:

@@ -133,13 +133,13 @@ class _Distributed:
 
 def batch_order(n_train: int, batch_size: int, steps: int, seed: int) -> list[np.ndarray]:
     """The global batches: a seeded permutation per epoch, cut into full batches."""
+    if steps > 0 and n_train < batch_size:
+        raise ValueError(f"batch_size: {batch_size} is larger than the {n_train} training pairs")
     rng = np.random.default_rng(seed)
     batches: list[np.ndarray] = []
     while len(batches) < steps:
         order = rng.permutation(n_train)
         batches += [order[i:i + batch_size] for i in range(0, n_train - batch_size + 1, batch_size)]
-        if n_train < batch_size:
-            raise ValueError(f"batch_size: {batch_size} is larger than the {n_train} training pairs")
     return batches[:steps]
 
 
