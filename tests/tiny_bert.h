@@ -8,6 +8,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,14 @@ class TinyBert {
   void change_config(const nlohmann::json& changes) {
     config_.update(changes);
     write_file(dir_.file("config.json"), config_.dump());
+  }
+
+  // Replaces tensor `name` (same size) and rewrites model.safetensors.
+  void set_tensor(const std::string& name, const std::vector<float>& values) {
+    std::vector<float>& tensor = tensors_.at(name).second;
+    if (tensor.size() != values.size()) throw std::runtime_error("set_tensor: size of " + name);
+    tensor = values;
+    write_file(dir_.file("model.safetensors"), safetensors_image());
   }
 
   // Sets element `index` (flat, C order) of tensor `name` and rewrites model.safetensors.

@@ -12,11 +12,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "dfss/attention.h"
+#include "dfss/sparse_linear.h"
 #include "dfss/tokenizer.h"
 
 namespace dfss {
@@ -45,11 +47,21 @@ struct EncodeProfile {
   double norm_s = 0;       // LayerNorms and pooling
 };
 
+// How the linear layers' weights are used (docs/weight-sparsity.md).
+struct LoadOptions {
+  // Prunes every linear layer at load (one-shot, by magnitude) to this block-sparse pattern
+  // and runs it on the block-sparse kernels; a dfss_block_sparse.safetensors is then ignored.
+  std::optional<BlockSparsePattern> prune_weights;
+  // Ignores dfss_block_sparse.safetensors: every layer runs dense (on model.safetensors).
+  bool dense_weights = false;
+};
+
 class BertEncoder {
  public:
-  // Loads config.json, model.safetensors and vocab.txt from `model_dir`. Throws IoError or
-  // FormatError naming the file at fault.
-  static BertEncoder load(const std::string& model_dir);
+  // Loads config.json, model.safetensors and vocab.txt from `model_dir`, and
+  // dfss_block_sparse.safetensors if the folder has one (the block-sparse layers). Throws
+  // IoError or FormatError naming the file at fault.
+  static BertEncoder load(const std::string& model_dir, const LoadOptions& options = {});
 
   BertEncoder(BertEncoder&&) noexcept;
   BertEncoder& operator=(BertEncoder&&) noexcept;
@@ -59,6 +71,9 @@ class BertEncoder {
   int64_t num_layers() const;
   int64_t intermediate_size() const;  // width of the feed-forward layer
   int64_t max_positions() const;      // longest input the position embeddings allow
+  // "dense", or the block-sparse patterns of the linear layers and how many of them have
+  // each ("2:4x16 (36/36 linears)"; Q, K and V count as three).
+  std::string weight_sparsity() const;
   const tokenizer::WordPieceTokenizer& tokenizer() const;
 
   // Embeddings of already tokenized texts (each normally [CLS] ... [SEP]), written to

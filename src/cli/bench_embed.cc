@@ -12,6 +12,7 @@
 
 #include "cli/bench_common.h"
 #include "cli/commands.h"
+#include "cli/embedding_run.h"
 #include "dfss/bert.h"
 #include "dfss/errors.h"
 #include "dfss/version.h"
@@ -88,10 +89,19 @@ void add_bench_embed_options(CLI::App& command, BenchEmbedArgs& args) {
                   "with one entry per layer")
       ->expected(1, -1)
       ->capture_default_str();
+  command
+      .add_option(
+          "--weights", args.weights,
+          std::string(kWeightsHelp) + "; space-separated, each timed with every --attention")
+      ->expected(1, -1)
+      ->capture_default_str();
   command.add_option("--threads", args.threads, "0: OpenMP's default")
       ->check(integer_in_range(0, kMaxThreads))
       ->capture_default_str();
-  command.add_option("--reps", args.reps, "timed runs per case (fewer once a case takes 20 s)")
+  command
+      .add_option("--reps", args.reps,
+                  "timed runs per case, the cases of a shape in turns (fewer once a case has "
+                  "taken 20 s)")
       ->check(integer_at_least(1))
       ->capture_default_str();
   command.add_option("--json", args.json, "also write the results as a JSON array")
@@ -105,7 +115,11 @@ void run_bench_embed(const BenchEmbedArgs& args, Isa isa) {
   if (args.attentions.empty()) throw InvalidArgument("--attention: expected at least one value");
   if (!args.json.empty()) check_output_file(args.json, "--json");
   require_threads_arg(args.threads);
-  const BertEncoder encoder = BertEncoder::load(args.model);
+  if (args.weights.empty()) throw InvalidArgument("--weights: expected at least one value");
+  std::vector<BertEncoder> encoders;
+  for (const std::string& weights : args.weights)
+    encoders.push_back(BertEncoder::load(args.model, load_options(weights, "--weights")));
+  const BertEncoder& encoder = encoders.front();
   std::vector<std::vector<SparsityPattern>> configs;
   for (const std::string& text : args.attentions) {
     configs.push_back(parse_layer_patterns(text, encoder.num_layers(), "--attention"));
@@ -136,48 +150,64 @@ void run_bench_embed(const BenchEmbedArgs& args, Isa isa) {
     std::vector<float> out(static_cast<size_t>(shape.batch * encoder.hidden_size()));
     const double flops = forward_flops(encoder.hidden_size(), encoder.intermediate_size(),
                                        encoder.num_layers(), shape);
-    double dense_ms = 0;
-    for (const auto& config : configs) {
+    // Every (weights, attention) case of the shape, timed in turns so that drift in the
+    // machine's speed hits them alike; the first is the baseline of "vs dense".
+    struct Case {
+      const BertEncoder* encoder;
       EncodeOptions options;
-      options.attention = config;
-      options.threads = threads;
-      options.isa = isa;
-      encoder.encode(texts, out, options);  // warm-up: weights packed, pages touched
+      std::string weights, attention;
       std::vector<double> times_ms;
       EncodeProfile profile;
-      const Clock::time_point case_start = Clock::now();
-      for (int rep = 0; rep < args.reps; ++rep) {
-        const Clock::time_point start = Clock::now();
-        encoder.encode(texts, out, options, &profile);
-        const Clock::time_point end = Clock::now();
-        times_ms.push_back(std::chrono::duration<double, std::milli>(end - start).count());
-        if (rep + 1 >= kMinReps &&
-            std::chrono::duration<double>(end - case_start).count() > kCaseBudgetSeconds) {
-          break;
-        }
+    };
+    std::vector<Case> cases;
+    for (const BertEncoder& model : encoders) {
+      for (const auto& config : configs) {
+        Case c{&model, {}, model.weight_sparsity(), layer_patterns_string(config), {}, {}};
+        c.options.attention = config;
+        c.options.threads = threads;
+        c.options.isa = isa;
+        model.encode(texts, out, c.options);  // warm-up: weights packed, pages touched
+        cases.push_back(std::move(c));
       }
-      const double ms = median(times_ms);
-      const std::string name = layer_patterns_string(config);
-      if (name == "dense") dense_ms = ms;
+    }
+    const Clock::time_point shape_start = Clock::now();
+    for (int rep = 0; rep < args.reps; ++rep) {
+      for (Case& c : cases) {
+        const Clock::time_point start = Clock::now();
+        c.encoder->encode(texts, out, c.options, &c.profile);
+        c.times_ms.push_back(
+            std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+      }
+      const double elapsed = std::chrono::duration<double>(Clock::now() - shape_start).count();
+      if (rep + 1 >= kMinReps && elapsed > kCaseBudgetSeconds * static_cast<double>(cases.size()))
+        break;
+    }
+    const double dense_ms = median(cases.front().times_ms);
+    for (const Case& c : cases) {
+      const double ms = median(c.times_ms);
+      const EncodeProfile& profile = c.profile;
+      const std::string name =
+          c.weights == "dense" ? c.attention : "w " + c.weights + " | " + c.attention;
       const double total =
           profile.embeddings_s + profile.linear_s + profile.attention_s + profile.norm_s;
       const auto share = [&](double part) { return total > 0 ? 100.0 * part / total : 0.0; };
       const double tokens_per_s = static_cast<double>(shape.batch * shape.seq) / (ms * 1e-3);
       const double gflops = flops / (ms * 1e-3) * 1e-9;
       const std::string shape_text = std::to_string(shape.batch) + "x" + std::to_string(shape.seq);
-      char speedup[32] = "-";
-      if (dense_ms > 0) std::snprintf(speedup, sizeof speedup, "%.3fx", dense_ms / ms);
+      char speedup[32];
+      std::snprintf(speedup, sizeof speedup, "%.3fx", dense_ms / ms);
       std::printf("%-10s %-34s %10.2f %5zu %12.0f %8.1f %7.1f %9s %7.1f %7.1f %7.1f\n",
-                  shape_text.c_str(), name.c_str(), ms, times_ms.size(), tokens_per_s, gflops,
+                  shape_text.c_str(), name.c_str(), ms, c.times_ms.size(), tokens_per_s, gflops,
                   100.0 * gflops / peak, speedup, share(profile.attention_s),
                   share(profile.linear_s), share(profile.norm_s + profile.embeddings_s));
       std::fflush(stdout);
       nlohmann::json row = {
           {"batch", shape.batch},
           {"seq", shape.seq},
-          {"attention", name},
+          {"attention", c.attention},
+          {"weights", c.weights},
           {"ms", ms},
-          {"reps", times_ms.size()},
+          {"reps", c.times_ms.size()},
           {"tokens_per_s", tokens_per_s},
           {"gflops", gflops},
           {"pct_peak", 100.0 * gflops / peak},
@@ -186,8 +216,9 @@ void run_bench_embed(const BenchEmbedArgs& args, Isa isa) {
           {"threads", threads},
           {"isa", isa_name(resolved)},
           {"dfss_version", version()},
+          {"cpu", cpu_model_name()},
+          {"speedup_vs_dense", dense_ms / ms},  // vs the first case
       };
-      if (dense_ms > 0) row["speedup_vs_dense"] = dense_ms / ms;
       rows.push_back(row);
     }
   }

@@ -262,6 +262,11 @@ int run(int argc, char** argv) {
       "topk", "Time top-k selection per row against std::nth_element, partial_sort and a heap");
   add_bench_topk_options(*bench_topk, bench_topk_args);
 
+  BenchGemmArgs bench_gemm_args;
+  CLI::App* bench_gemm =
+      bench->add_subcommand("gemm", "Time block-sparse linear layers against oneDNN's dense GEMM");
+  add_bench_gemm_options(*bench_gemm, bench_gemm_args);
+
   BenchEmbedArgs bench_embed_args;
   CLI::App* bench_embed = bench->add_subcommand(
       "embed", "Time the sentence-embedding model end to end on synthetic batches");
@@ -307,6 +312,7 @@ int run(int argc, char** argv) {
     if (bench_attention->parsed()) run_bench_attention(bench_args, isa);
     if (bench_embed->parsed()) run_bench_embed(bench_embed_args, isa);
     if (bench_topk->parsed()) run_bench_topk(bench_topk_args, isa);
+    if (bench_gemm->parsed()) run_bench_gemm(bench_gemm_args, isa);
     if (embed->parsed()) run_embed(embed_args, isa);
     if (eval_embed->parsed()) run_eval_embed(eval_embed_args, isa);
     return with_stdout_flushed(0);

@@ -64,6 +64,17 @@ struct BenchTopkArgs {
 void add_bench_topk_options(CLI::App& command, BenchTopkArgs& args);
 void run_bench_topk(const BenchTopkArgs& args, Isa isa);
 
+struct BenchGemmArgs {
+  int64_t tokens = 4096;
+  std::vector<std::string> shapes{"384:1152", "384:384", "384:1536", "1536:384"};
+  std::vector<std::string> patterns{"1:1x16", "2:4x16", "1:4x16", "2:8x16", "2:4x1"};
+  int rounds = 15;
+  int threads = 0;
+  std::string json;
+};
+void add_bench_gemm_options(CLI::App& command, BenchGemmArgs& args);
+void run_bench_gemm(const BenchGemmArgs& args, Isa isa);
+
 struct EmbedArgs {
   EmbedInputArgs input;
   std::string output;
@@ -83,6 +94,7 @@ struct BenchEmbedArgs {
   std::string model = "models/all-MiniLM-L6-v2";
   std::vector<std::string> shapes{"32x128", "8x512"};
   std::vector<std::string> attentions{"dense", "2:4"};
+  std::vector<std::string> weights{"model"};
   int threads = 0;
   int reps = 5;
   std::string json;

@@ -38,6 +38,16 @@ void add_embed_input_options(CLI::App& command, EmbedInputArgs& args,
   command.add_option("--threads", args.threads, "0: OpenMP's default")
       ->check(integer_in_range(0, kMaxThreads))
       ->capture_default_str();
+  command.add_option("--weights", args.weights, kWeightsHelp)->capture_default_str();
+}
+
+LoadOptions load_options(const std::string& weights, const std::string& flag) {
+  LoadOptions options;
+  if (weights == "dense")
+    options.dense_weights = true;
+  else if (weights != "model")
+    options.prune_weights = parse_block_sparse_pattern(weights, flag + " (model, dense or N:MxV)");
+  return options;
 }
 
 EncodeOptions encode_options(const EmbedInputArgs& args, const BertEncoder& encoder, Isa isa) {

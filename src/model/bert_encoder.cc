@@ -1,15 +1,20 @@
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <new>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "dfss/bert.h"
 #include "dfss/errors.h"
+#include "io/safetensors.h"
+#include "model/any_linear.h"
 #include "model/bert_weights.h"
+#include "model/block_sparse_weights.h"
 #include "model/layer_norm.h"
 #include "model/linear.h"
 #include "model/memory_guard.h"
@@ -19,8 +24,8 @@
 namespace dfss {
 namespace {
 
+using model::AnyLinear;
 using model::LayerNorm;
-using model::Linear;
 using model::LinearEpilogue;
 using model::megabytes;
 using model::naming_allocation_failures;
@@ -44,31 +49,115 @@ std::string layer_name(int64_t index) {
   return "layer " + std::to_string(index) + "'s ";
 }
 
-// The oneDNN primitives of one encoder layer. Q, K and V share one [3·hidden, hidden]
-// matrix, so a token's projections come out side by side: q | k | v.
+// The block-sparse forms of the linear layers, by Hugging Face name ("encoder.layer.0.
+// attention.self.query", ...), as LoadOptions asks.
+using SparseLayers = std::map<std::string, BlockSparseMatrix>;
+
+std::string linear_name(int64_t layer, const char* part) {
+  return "encoder.layer." + std::to_string(layer) + "." + part;
+}
+
+// Q, K and V as one block-sparse matrix (their rows stacked), if they are block-sparse.
+std::optional<BlockSparseMatrix> stacked_qkv(const SparseLayers& sparse, int64_t index,
+                                             const std::string& file) {
+  const char* parts[] = {"attention.self.query", "attention.self.key", "attention.self.value"};
+  int found = 0;
+  for (const char* part : parts) found += sparse.count(linear_name(index, part)) > 0;
+  if (found == 0) return std::nullopt;
+  const BlockSparseMatrix& q = sparse.at(linear_name(index, parts[0]));
+  std::vector<int32_t> columns;
+  std::vector<float> values;
+  for (const char* part : parts) {
+    const auto at = sparse.find(linear_name(index, part));
+    // Stacked rows share blocks only if every block lies within one of Q, K, V.
+    if (found != 3 || at->second.rows() % q.pattern().block_rows != 0 ||
+        block_sparse_pattern_name(at->second.pattern()) != block_sparse_pattern_name(q.pattern()))
+      throw FormatError(file + ": layer " + std::to_string(index) +
+                        ": query, key and value must all be block-sparse, with one pattern whose "
+                        "block rows divide the hidden size");
+    columns.insert(columns.end(), at->second.columns().begin(), at->second.columns().end());
+    values.insert(values.end(), at->second.values().begin(), at->second.values().end());
+  }
+  return BlockSparseMatrix::from_compressed(3 * q.rows(), q.cols(), q.pattern(), std::move(columns),
+                                            std::move(values));
+}
+
+std::optional<BlockSparseMatrix> find_sparse(const SparseLayers& sparse, const std::string& name) {
+  const auto at = sparse.find(name);
+  if (at == sparse.end()) return std::nullopt;
+  return at->second;
+}
+
+// The linear layers and LayerNorms of one encoder layer. Q, K and V share one
+// [3·hidden, hidden] matrix, so a token's projections come out side by side: q | k | v.
 struct LayerOps {
   LayerOps(const dnnl::engine& engine, const model::BertLayerWeights& w, int64_t index,
-           int64_t hidden, int64_t intermediate_size, double eps)
+           int64_t hidden, int64_t intermediate_size, double eps, const SparseLayers& sparse,
+           const std::string& sparse_file)
       : qkv_weight(concat({w.query.weight, w.key.weight, w.value.weight},
                           layer_name(index) + "Q, K and V weights")),
         qkv_bias(concat({w.query.bias, w.key.bias, w.value.bias},
                         layer_name(index) + "Q, K and V biases")),
         qkv(engine, qkv_weight, qkv_bias, 3 * hidden, hidden, LinearEpilogue::none,
-            layer_name(index) + "QKV projection"),
+            layer_name(index) + "QKV projection", stacked_qkv(sparse, index, sparse_file)),
         attention_output(engine, w.attention_output.weight, w.attention_output.bias, hidden, hidden,
-                         LinearEpilogue::add_residual, layer_name(index) + "attention output"),
+                         LinearEpilogue::add_residual, layer_name(index) + "attention output",
+                         find_sparse(sparse, linear_name(index, "attention.output.dense"))),
         intermediate(engine, w.intermediate.weight, w.intermediate.bias, intermediate_size, hidden,
-                     LinearEpilogue::gelu_erf, layer_name(index) + "feed-forward input"),
+                     LinearEpilogue::gelu_erf, layer_name(index) + "feed-forward input",
+                     find_sparse(sparse, linear_name(index, "intermediate.dense"))),
         output(engine, w.output.weight, w.output.bias, hidden, intermediate_size,
-               LinearEpilogue::add_residual, layer_name(index) + "feed-forward output"),
+               LinearEpilogue::add_residual, layer_name(index) + "feed-forward output",
+               find_sparse(sparse, linear_name(index, "output.dense"))),
         attention_norm(engine, w.attention_norm, hidden, eps,
                        layer_name(index) + "attention LayerNorm"),
         output_norm(engine, w.output_norm, hidden, eps, layer_name(index) + "output LayerNorm") {}
 
   std::vector<float> qkv_weight, qkv_bias;
-  Linear qkv, attention_output, intermediate, output;
+  AnyLinear qkv, attention_output, intermediate, output;
   LayerNorm attention_norm, output_norm;
 };
+
+// Every linear layer of the model by Hugging Face name, with its dense weight.
+std::vector<model::DenseLinear> dense_linears(const model::BertWeights& weights) {
+  const model::BertConfig& c = weights.config;
+  std::vector<model::DenseLinear> out;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const model::BertLayerWeights& w = weights.layers[l];
+    const int64_t h = c.hidden_size, f = c.intermediate_size;
+    out.push_back({linear_name(l, "attention.self.query"), h, h, w.query.weight});
+    out.push_back({linear_name(l, "attention.self.key"), h, h, w.key.weight});
+    out.push_back({linear_name(l, "attention.self.value"), h, h, w.value.weight});
+    out.push_back({linear_name(l, "attention.output.dense"), h, h, w.attention_output.weight});
+    out.push_back({linear_name(l, "intermediate.dense"), f, h, w.intermediate.weight});
+    out.push_back({linear_name(l, "output.dense"), h, f, w.output.weight});
+  }
+  return out;
+}
+
+// The block-sparse layers LoadOptions asks for: all pruned now, those of the folder's
+// dfss_block_sparse.safetensors, or none.
+SparseLayers sparse_layers(const model::BertWeights& weights, const std::string& model_dir,
+                           const LoadOptions& options, std::string& file) {
+  const std::vector<model::DenseLinear> linears = dense_linears(weights);
+  SparseLayers out;
+  if (options.prune_weights) {
+    for (const model::DenseLinear& linear : linears) {
+      if (linear.in % options.prune_weights->m != 0)
+        throw InvalidArgument(
+            "prune_weights: " + block_sparse_pattern_name(*options.prune_weights) +
+            " needs the in_features of " + linear.name + " (" + std::to_string(linear.in) +
+            ") to be a multiple of M");
+      out.emplace(linear.name, BlockSparseMatrix::prune(linear.weight, linear.out, linear.in,
+                                                        *options.prune_weights));
+    }
+    return out;
+  }
+  file = (std::filesystem::path(model_dir) / model::kBlockSparseFileName).string();
+  if (options.dense_weights || !std::filesystem::exists(file)) return out;
+  const io::SafetensorsFile sparse_file = io::SafetensorsFile::open(file);
+  return model::read_block_sparse_layers(sparse_file, linears);
+}
 
 // Adds the seconds since the last lap to a profile field (or nothing without a profile).
 class Stopwatch {
@@ -95,7 +184,8 @@ class Stopwatch {
 }  // namespace
 
 struct BertEncoder::Impl {
-  Impl(model::BertWeights weights_in, tokenizer::WordPieceTokenizer tokenizer_in)
+  Impl(model::BertWeights weights_in, tokenizer::WordPieceTokenizer tokenizer_in,
+       const SparseLayers& sparse, const std::string& sparse_file)
       : weights(std::move(weights_in)),
         tokenizer(std::move(tokenizer_in)),
         engine(dnnl::engine::kind::cpu, 0),
@@ -103,9 +193,9 @@ struct BertEncoder::Impl {
                         weights.config.layer_norm_eps, "the embeddings' LayerNorm") {
     const model::BertConfig& c = weights.config;
     for (size_t i = 0; i < weights.layers.size(); ++i) {
-      layers.push_back(std::make_unique<LayerOps>(engine, weights.layers[i],
-                                                  static_cast<int64_t>(i), c.hidden_size,
-                                                  c.intermediate_size, c.layer_norm_eps));
+      layers.push_back(std::make_unique<LayerOps>(
+          engine, weights.layers[i], static_cast<int64_t>(i), c.hidden_size, c.intermediate_size,
+          c.layer_norm_eps, sparse, sparse_file));
     }
   }
 
@@ -196,7 +286,7 @@ BertEncoder::BertEncoder(BertEncoder&&) noexcept = default;
 BertEncoder& BertEncoder::operator=(BertEncoder&&) noexcept = default;
 BertEncoder::~BertEncoder() = default;
 
-BertEncoder BertEncoder::load(const std::string& model_dir) {
+BertEncoder BertEncoder::load(const std::string& model_dir, const LoadOptions& options) {
   // First, while the most memory is free: see build_onednn_gemm_kernels().
   try {
     model::build_onednn_gemm_kernels(dnnl::engine(dnnl::engine::kind::cpu, 0));
@@ -214,9 +304,14 @@ BertEncoder BertEncoder::load(const std::string& model_dir) {
         model_dir + "/vocab.txt: expected " + std::to_string(weights.config.vocab_size) +
         " tokens (config.json vocab_size), got " + std::to_string(tokenizer.vocab().size()));
   }
+  std::string sparse_file;
+  const SparseLayers sparse = naming_allocation_failures("preparing the block-sparse layers", [&] {
+    return sparse_layers(weights, model_dir, options, sparse_file);
+  });
   try {
     return naming_allocation_failures("setting up the model's layers", [&] {
-      return BertEncoder(std::make_unique<Impl>(std::move(weights), std::move(tokenizer)));
+      return BertEncoder(
+          std::make_unique<Impl>(std::move(weights), std::move(tokenizer), sparse, sparse_file));
     });
   } catch (const dnnl::error& e) {
     rethrow_onednn_error(e, "setting up the model's layers");
@@ -235,6 +330,30 @@ int64_t BertEncoder::intermediate_size() const {
 int64_t BertEncoder::max_positions() const {
   return impl_->weights.config.max_position_embeddings;
 }
+std::string BertEncoder::weight_sparsity() const {
+  std::map<std::string, int> patterns;
+  int linears = 0;
+  for (const auto& layer : impl_->layers) {
+    // QKV counts as its three layers.
+    const std::pair<const AnyLinear*, int> parts[] = {{&layer->qkv, 3},
+                                                      {&layer->attention_output, 1},
+                                                      {&layer->intermediate, 1},
+                                                      {&layer->output, 1}};
+    for (const auto& [linear, count] : parts) {
+      linears += count;
+      if (linear->sparse())
+        patterns[block_sparse_pattern_name(linear->sparse()->pattern())] += count;
+    }
+  }
+  if (patterns.empty()) return "dense";
+  std::string out;
+  for (const auto& [name, count] : patterns) {
+    if (!out.empty()) out += ", ";
+    out += name + " (" + std::to_string(count) + "/" + std::to_string(linears) + " linears)";
+  }
+  return out;
+}
+
 const tokenizer::WordPieceTokenizer& BertEncoder::tokenizer() const {
   return impl_->tokenizer;
 }
@@ -286,18 +405,21 @@ void BertEncoder::Impl::forward(std::span<const std::vector<int32_t>> texts, std
     attention_options.pattern =
         options.attention.empty() ? SparsityPattern{} : options.attention[l];
 
-    layer.qkv.run(stream, x.data(), tokens, qkv.data());
+    layer.qkv.run(stream, x.data(), tokens, qkv.data(), options.threads, options.isa);
     stopwatch.lap(&EncodeProfile::linear_s);
     naming_allocation_failures(
         "running " + layer_name(l) + "attention on " + std::to_string(tokens) + " tokens",
         [&] { m.attend(texts, qkv.data(), context.data(), attention_options); });
     stopwatch.lap(&EncodeProfile::attention_s);
-    layer.attention_output.run(stream, context.data(), tokens, x.data());  // x += ...
+    layer.attention_output.run(stream, context.data(), tokens, x.data(), options.threads,
+                               options.isa);  // x += ...
     stopwatch.lap(&EncodeProfile::linear_s);
     layer.attention_norm.run(stream, x.data(), tokens);
     stopwatch.lap(&EncodeProfile::norm_s);
-    layer.intermediate.run(stream, x.data(), tokens, intermediate.data());
-    layer.output.run(stream, intermediate.data(), tokens, x.data());  // x += ...
+    layer.intermediate.run(stream, x.data(), tokens, intermediate.data(), options.threads,
+                           options.isa);
+    layer.output.run(stream, intermediate.data(), tokens, x.data(), options.threads,
+                     options.isa);  // x += ...
     stopwatch.lap(&EncodeProfile::linear_s);
     layer.output_norm.run(stream, x.data(), tokens);
     stopwatch.lap(&EncodeProfile::norm_s);

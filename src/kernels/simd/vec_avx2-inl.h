@@ -17,6 +17,13 @@ inline Reg vadd(Reg a, Reg b) { return _mm256_add_ps(a, b); }
 inline Reg vsub(Reg a, Reg b) { return _mm256_sub_ps(a, b); }
 // NaN-propagating in `b`: vmaxps returns its second operand when either is NaN.
 inline Reg vmax(Reg a, Reg b) { return _mm256_max_ps(a, b); }
+inline Reg vdiv(Reg a, Reg b) { return _mm256_div_ps(a, b); }
+inline Reg vabs(Reg x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x); }
+// |magnitude| with the sign bit of `sign`.
+inline Reg vcopysign(Reg magnitude, Reg sign) {
+  const Reg sign_bit = _mm256_set1_ps(-0.0f);
+  return _mm256_or_ps(_mm256_andnot_ps(sign_bit, magnitude), _mm256_and_ps(sign_bit, sign));
+}
 
 inline float vreduce_max(Reg x) {
   __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));

@@ -18,6 +18,13 @@ inline Reg vadd(Reg a, Reg b) { return _mm512_add_ps(a, b); }
 inline Reg vsub(Reg a, Reg b) { return _mm512_sub_ps(a, b); }
 // NaN-propagating in `b`: vmaxps returns its second operand when either is NaN.
 inline Reg vmax(Reg a, Reg b) { return _mm512_max_ps(a, b); }
+inline Reg vdiv(Reg a, Reg b) { return _mm512_div_ps(a, b); }
+inline Reg vabs(Reg x) { return _mm512_abs_ps(x); }
+// |magnitude| with the sign bit of `sign`.
+inline Reg vcopysign(Reg magnitude, Reg sign) {
+  const Reg sign_bit = _mm512_set1_ps(-0.0f);
+  return _mm512_or_ps(_mm512_andnot_ps(sign_bit, magnitude), _mm512_and_ps(sign_bit, sign));
+}
 inline float vreduce_max(Reg x) { return _mm512_reduce_max_ps(x); }
 inline float vreduce_add(Reg x) { return _mm512_reduce_add_ps(x); }
 

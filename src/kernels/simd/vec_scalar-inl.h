@@ -51,6 +51,22 @@ inline Reg vmax(const Reg& a, const Reg& b) {
   for (int i = 0; i < kLanes; ++i) r.lane[i] = a.lane[i] > b.lane[i] ? a.lane[i] : b.lane[i];
   return r;
 }
+inline Reg vdiv(const Reg& a, const Reg& b) {
+  Reg r;
+  for (int i = 0; i < kLanes; ++i) r.lane[i] = a.lane[i] / b.lane[i];
+  return r;
+}
+inline Reg vabs(const Reg& x) {
+  Reg r;
+  for (int i = 0; i < kLanes; ++i) r.lane[i] = std::fabs(x.lane[i]);
+  return r;
+}
+// |magnitude| with the sign bit of `sign`.
+inline Reg vcopysign(const Reg& magnitude, const Reg& sign) {
+  Reg r;
+  for (int i = 0; i < kLanes; ++i) r.lane[i] = std::copysign(magnitude.lane[i], sign.lane[i]);
+  return r;
+}
 inline float vreduce_max(const Reg& x) {
   float m = x.lane[0];
   for (int i = 1; i < kLanes; ++i) m = x.lane[i] > m ? x.lane[i] : m;

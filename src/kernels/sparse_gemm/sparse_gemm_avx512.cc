@@ -1,0 +1,23 @@
+// Block-sparse linear kernels on the avx512 vector operations.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/sparse_gemm/sparse_gemm_kernels.h"
+
+#define DFSS_KERNEL_NS avx512
+#include "kernels/simd/vec_avx512-inl.h"
+// clang-format off
+#include "kernels/sparse_gemm/sparse_gemm-inl.h"
+// clang-format on
+
+namespace dfss::kernels {
+
+const SparseGemmKernels& sparse_gemm_kernels_avx512() {
+  static const SparseGemmKernels kernels =
+      avx512::make_sparse_gemm_kernels("f32_block_sparse_gemm__avx512");
+  return kernels;
+}
+
+}  // namespace dfss::kernels

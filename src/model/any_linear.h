@@ -1,0 +1,48 @@
+// A linear layer of the encoder: oneDNN's dense GEMM, or dfss's block-sparse kernels when the
+// layer has a block-sparse form (pruned at load or read from dfss_block_sparse.safetensors).
+#pragma once
+
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+
+#include "dfss/sparse_linear.h"
+#include "model/linear.h"
+
+namespace dfss::model {
+
+class AnyLinear {
+ public:
+  AnyLinear(const dnnl::engine& engine, std::span<const float> weight, std::span<const float> bias,
+            int64_t out_features, int64_t in_features, LinearEpilogue epilogue, std::string name,
+            std::optional<BlockSparseMatrix> sparse)
+      : dense_(engine, weight, bias, out_features, in_features, epilogue, std::move(name)),
+        bias_(bias),
+        epilogue_(epilogue),
+        sparse_(std::move(sparse)) {}
+
+  const std::optional<BlockSparseMatrix>& sparse() const { return sparse_; }
+
+  // As Linear::run; `threads` and `isa` are the encode call's (0: OpenMP's default).
+  void run(dnnl::stream& stream, const float* x, int64_t rows, float* y, int threads,
+           Isa isa) const {
+    if (!sparse_) return dense_.run(stream, x, rows, y);
+    SparseLinearOptions options;
+    options.isa = isa;
+    options.threads = threads;
+    options.epilogue = epilogue_ == LinearEpilogue::gelu_erf ? SparseLinearEpilogue::gelu_erf
+                       : epilogue_ == LinearEpilogue::add_residual
+                           ? SparseLinearEpilogue::add_residual
+                           : SparseLinearEpilogue::none;
+    sparse_linear(*sparse_, bias_, x, rows, sparse_->cols(), y, sparse_->rows(), options);
+  }
+
+ private:
+  Linear dense_;
+  std::span<const float> bias_;
+  LinearEpilogue epilogue_;
+  std::optional<BlockSparseMatrix> sparse_;
+};
+
+}  // namespace dfss::model
