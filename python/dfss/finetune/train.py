@@ -143,9 +143,11 @@ def batch_order(n_train: int, batch_size: int, steps: int, seed: int) -> list[np
     return batches[:steps]
 
 
-def save_model(model, tokenizer, source: str, out: Path, record: dict) -> None:
+def save_model(model, tokenizer, source: str, out: Path, record: dict,
+               record_name: str = "dfss_finetune.json", before_commit=None) -> None:
     """A model folder that dfss embed --model, transformers and sentence-transformers load.
-    Written into a temporary folder and renamed, so that a failure leaves nothing half-written."""
+    Written into a temporary folder and renamed, so that a failure leaves nothing half-written;
+    before_commit(folder), if given, adds files to the temporary folder."""
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
     if partial.exists():
@@ -166,7 +168,9 @@ def save_model(model, tokenizer, source: str, out: Path, record: dict) -> None:
             shutil.copytree(path, partial / name)
         elif path.is_file():
             shutil.copy2(path, partial / name)
-    (partial / "dfss_finetune.json").write_text(json.dumps(record, indent=1) + "\n")
+    (partial / record_name).write_text(json.dumps(record, indent=1) + "\n")
+    if before_commit is not None:
+        before_commit(partial)
     if out.exists():
         shutil.rmtree(out)
     partial.rename(out)
