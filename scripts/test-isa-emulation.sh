@@ -21,7 +21,8 @@ trap 'rm -rf "$work"' EXIT
 
 # Small cases of every kernel family on the emulated CPU's kernels: forward fused, unfused and
 # reference (masks, causal, lengths, bf16, N:M patterns), N:M selection parity, the backward
-# against its naive reference, direct decode, top-k selection, and the BERT encoder; the CLI
+# against its naive reference, direct decode, top-k selection, the block-sparse linear layers
+# (alone and in the encoder), and the BERT encoder; the CLI
 # suites are left out (they start native children) and the CLI runs below instead.
 filter='AttentionValidation.*:CompressedScores.*:AllTargets/AttentionEdgeCases.*'
 filter+=':Grid/AttentionImplGrid.*q65k63_d32v32*'
@@ -33,6 +34,7 @@ filter+=':AttentionBackward.ReferenceMatchesFiniteDifferences*:AttentionBackward
 filter+=':Patterns/SelectionParity.ExactTies/2of4:Patterns/SelectionParity.GaussianInputs/3of7'
 filter+=':DecodeDirect.BitIdenticalForAnyThreadCount:Topk.*'
 filter+=':TinyEncoder.EmbeddingsAreUnitVectors:TinyEncoder.SparseAttentionChangesLongTexts'
+filter+=':SparseLinear.*:BlockSparseMatrix.*:BlockSparseModel.FileLayersMatchTheDenseRuntime*'
 filter+='-*StridedViewsMatchContiguous*'
 
 "$py" - "$work" <<'PY'
@@ -53,6 +55,8 @@ run_cli_cases() {  # $1: output prefix; the rest: the command prefix (empty for 
   done
   "$@" "$build/dfss" embed --model models/all-MiniLM-L6-v2 --input "$work/texts.txt" \
     --attention 2:4 --output "$work/$prefix-embed.npy"
+  "$@" "$build/dfss" embed --model models/all-MiniLM-L6-v2 --input "$work/texts.txt" \
+    --weights 2:4x16 --output "$work/$prefix-embed-weights.npy"
 }
 
 # qemu warns about CPU features its emulator lacks (not ones dfss uses): kept out of the log.
@@ -84,7 +88,7 @@ for cpu_isa in Nehalem:scalar Haswell-v4:avx2; do
   "$py" - "$work" "$cpu" <<'PY'
 import sys, numpy as np
 work, cpu = sys.argv[1], sys.argv[2]
-for name in ("attn-dense", "attn-2of4", "attn-1of8", "embed"):
+for name in ("attn-dense", "attn-2of4", "attn-1of8", "embed", "embed-weights"):
     native = np.load(f"{work}/native-{name}.npy")
     emulated = np.load(f"{work}/{cpu}-{name}.npy")
     err = float(np.max(np.abs(native - emulated)))
