@@ -73,6 +73,7 @@ inline void sparse_gemm_tile(const SparseGemmPanel& panel, int64_t t0, int c0) {
     for (int r = 0; r < kRows; ++r) acc[r][v] = bias;
   }
   const float* w = panel.values + c0;
+#pragma GCC unroll 4
   for (int64_t j = 0; j < kept; ++j, w += stride) {
     // Row r's element is at x_column + r * x_stride: one address per column, the rows
     // reached by the addressing mode.
