@@ -18,6 +18,7 @@
 
 #include "dfss/errors.h"
 #include "model/bert_config.h"
+#include "safetensors_image.h"
 #include "temp_dir.h"
 #include "test_helpers.h"
 
@@ -242,11 +243,7 @@ std::string safetensors_image(const std::vector<FakeTensor>& tensors) {
     header[tensor.name] = {
         {"dtype", tensor.dtype}, {"shape", tensor.shape}, {"data_offsets", {begin, data.size()}}};
   }
-  std::string text = header.dump();
-  text.resize((text.size() + 7) / 8 * 8, ' ');
-  std::string out;
-  for (int i = 0; i < 8; ++i) out += static_cast<char>((text.size() >> (8 * i)) & 0xFF);
-  return out + text + data;
+  return test::safetensors_image(header, data);
 }
 
 // Every tensor of tiny_config()'s model, as BertModel names them, all F32 but the

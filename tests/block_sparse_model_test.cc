@@ -16,6 +16,7 @@
 #include "dfss/errors.h"
 #include "dfss/sparse_linear.h"
 #include "model/block_sparse_weights.h"
+#include "safetensors_image.h"
 #include "tiny_bert.h"
 
 namespace dfss {
@@ -47,11 +48,7 @@ std::string safetensors_image(const std::map<std::string, Tensor>& tensors,
     header[name] = {
         {"dtype", tensor.dtype}, {"shape", tensor.shape}, {"data_offsets", {begin, data.size()}}};
   }
-  std::string text = header.dump();
-  text.resize((text.size() + 7) / 8 * 8, ' ');
-  std::string out;
-  for (int i = 0; i < 8; ++i) out += static_cast<char>((text.size() >> (8 * i)) & 0xFF);
-  return out + text + data;
+  return test::safetensors_image(header, data);
 }
 
 // The file's entries for one pruned layer.

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "safetensors_image.h"
 #include "temp_dir.h"
 #include "test_helpers.h"
 
@@ -115,11 +116,7 @@ class TinyBert {
       header[name] = {
           {"dtype", "F32"}, {"shape", tensor.first}, {"data_offsets", {begin, data.size()}}};
     }
-    std::string text = header.dump();
-    text.resize((text.size() + 7) / 8 * 8, ' ');
-    std::string out;
-    for (int i = 0; i < 8; ++i) out += static_cast<char>((text.size() >> (8 * i)) & 0xFF);
-    return out + text + data;
+    return test::safetensors_image(header, data);
   }
 
   TinyBertShape shape_;

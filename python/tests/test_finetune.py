@@ -3,13 +3,11 @@ process and 2-process gloo) whose saved folder loads back."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import MODEL_DIR, REPO
 import dfss.hf  # noqa: F401  registers attn_implementation="dfss" for the round-trip check
@@ -146,25 +144,6 @@ def test_paired_permutation_p():
 # ------------------------------------------------------------------------------------------
 # A tiny fine-tune through the command line
 # ------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A randomly initialized 2-layer BERT with all-MiniLM-L6-v2's tokenizer and
-    sentence-transformers files (no download)."""
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    config = transformers.BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=2,
-                                     num_attention_heads=2, intermediate_size=128)
-    torch.manual_seed(0)
-    transformers.BertModel(config).save_pretrained(folder)
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "modules.json",
-                 "sentence_bert_config.json", "special_tokens_map.json"):
-        if (MODEL_DIR / name).exists():
-            shutil.copy2(MODEL_DIR / name, folder / name)
-    shutil.copytree(MODEL_DIR / "1_Pooling", folder / "1_Pooling")
-    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
-        {"word_embedding_dimension": 64, "pooling_mode_mean_tokens": True}))
-    return folder
 
 
 def _finetune(args, distributed=False, check=True):

@@ -4,7 +4,6 @@ and the command line's errors."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import MODEL_DIR, REPO
+from conftest import REPO
 from dfss.prune import export, masks
 
 transformers = pytest.importorskip("transformers")
@@ -59,24 +58,6 @@ def test_mask_shares_columns_within_blocks():
         rows = mask[block * 16:(block + 1) * 16]
         assert (rows == rows[0]).all()  # one pattern per block (the last is 8 rows)
         assert (rows[0].view(4, 8).sum(dim=1) == 2).all()  # N of every M
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A randomly initialized 2-layer BERT (hidden 64) with all-MiniLM-L6-v2's tokenizer."""
-    folder = tmp_path_factory.mktemp("tiny-bert-prune")
-    config = transformers.BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=2,
-                                     num_attention_heads=2, intermediate_size=128)
-    torch.manual_seed(0)
-    transformers.BertModel(config).save_pretrained(folder)
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "modules.json",
-                 "sentence_bert_config.json", "special_tokens_map.json"):
-        if (MODEL_DIR / name).exists():
-            shutil.copy2(MODEL_DIR / name, folder / name)
-    shutil.copytree(MODEL_DIR / "1_Pooling", folder / "1_Pooling")
-    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
-        {"word_embedding_dimension": 64, "pooling_mode_mean_tokens": True}))
-    return folder
 
 
 def _prune_cli(args, check=True):
