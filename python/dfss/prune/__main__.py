@@ -63,66 +63,70 @@ def parse_args(argv):
     return args
 
 
-def _evaluate(student, teacher, tokenizer, task, max_length, dense_metrics):
+def embed_test(model, tokenizer, task, max_length) -> dict:
+    """The test split's query and document embeddings of `model`."""
     from ..finetune import evaluate
 
-    metrics = evaluate.evaluate(student, tokenizer, task, max_length)
-    docs = [p.document for p in task.test]
-    a = evaluate.embed(student, tokenizer, docs, max_length)
-    b = evaluate.embed(teacher, tokenizer, docs, max_length)
-    cosine = (a * b).sum(axis=1) / np.maximum(
-        np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
-    metrics["cosine_to_dense_mean"] = float(cosine.mean())
-    metrics["cosine_to_dense_min"] = float(cosine.min())
-    if dense_metrics is not None:
+    return {"q": evaluate.embed(model, tokenizer, [p.query for p in task.test], max_length),
+            "d": evaluate.embed(model, tokenizer, [p.document for p in task.test], max_length)}
+
+
+def metrics_of(embeddings: dict, task, dense: dict | None = None) -> dict:
+    """The wiki metrics of test embeddings; with the dense model's (embeddings and metrics),
+    also the documents' cosine to the dense embeddings and the paired test against dense."""
+    from ..finetune import evaluate
+
+    rr = evaluate.reciprocal_ranks(embeddings["q"], embeddings["d"])
+    metrics = {"test_pairs": len(task.test), "mrr@10": float(rr.mean()),
+               "r@1": float((rr == 1.0).mean()), "reciprocal_ranks": rr.tolist(),
+               "topic_knn@10": evaluate.topic_knn_accuracy(embeddings["d"],
+                                                           [p.label for p in task.test])}
+    if dense is not None:
+        a, b = embeddings["d"], dense["embeddings"]["d"]
+        cosine = (a * b).sum(axis=1) / np.maximum(
+            np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
+        metrics["cosine_to_dense_mean"] = float(cosine.mean())
+        metrics["cosine_to_dense_min"] = float(cosine.min())
         metrics["p_vs_dense"] = evaluate.paired_permutation_p(
-            metrics["reciprocal_ranks"], dense_metrics["reciprocal_ranks"])
+            metrics["reciprocal_ranks"], dense["metrics"]["reciprocal_ranks"])
     return metrics
 
 
-def run(args) -> dict:
-    import torch
-    from transformers import AutoModel, AutoTokenizer
+def evaluate_dense(teacher, tokenizer, task, max_length) -> dict:
+    embeddings = embed_test(teacher, tokenizer, task, max_length)
+    return {"embeddings": embeddings, "metrics": metrics_of(embeddings, task)}
 
-    import dfss.hf
-    from ..finetune import data, evaluate, train
+
+def prune_one(args, teacher, tokenizer, task, dense: dict | None, norms=None) -> dict:
+    """Prunes a copy of `teacher` as `args` asks, distills and saves it if asked; returns the
+    record. `dense` (evaluate_dense) is computed once by the caller for any number of runs."""
+    import torch
+
+    from ..finetune import train
     from . import distill, export, masks
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    dfss.hf.register()
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    teacher = AutoModel.from_pretrained(args.model, attn_implementation="dfss",
-                                        attention_probs_dropout_prob=0.0,
-                                        hidden_dropout_prob=0.0).eval()
-    masks.linear_layers(teacher)  # a clear error for a model that is not BERT-like
     student = copy.deepcopy(teacher)
-    task = data.load_task("wiki", None, None, args.train_limit, args.test_limit)
     texts = [p.document for p in task.train] + [p.query for p in task.train]
     record = {"model": str(args.model), "pattern": str(args.pattern), "method": args.method,
               "calibration_texts": args.calibration_texts, "distill_steps": args.distill_steps,
               "batch_size": args.batch_size, "lr": args.lr, "max_length": args.max_length,
               "seed": args.seed, "threads": torch.get_num_threads()}
-
-    norms = None
-    if args.method == "wanda":
+    if args.method == "wanda" and norms is None:
         norms = masks.activation_norms(teacher, tokenizer, texts[:args.calibration_texts],
                                        args.max_length)
     kept = masks.prune(student, args.pattern, args.method, norms)
-    dense_metrics = None
-    if not args.no_eval:
-        dense_metrics = evaluate.evaluate(teacher, tokenizer, task, args.max_length)
-        record["dense"] = dense_metrics
-        record["one_shot"] = _evaluate(student, teacher, tokenizer, task, args.max_length,
-                                       dense_metrics)
+    if dense is not None:
+        record["dense"] = dense["metrics"]
+        record["one_shot"] = metrics_of(embed_test(student, tokenizer, task, args.max_length),
+                                        task, dense)
     if args.distill_steps > 0:
         record["distill"] = distill.distill(student, teacher, tokenizer, texts, kept, args.pattern,
                                             args.distill_steps, args.batch_size, args.lr,
                                             args.max_length, args.seed, not args.no_progress)
-        if not args.no_eval:
-            record["distilled"] = _evaluate(student, teacher, tokenizer, task, args.max_length,
-                                            dense_metrics)
+        if dense is not None:
+            record["distilled"] = metrics_of(
+                embed_test(student, tokenizer, task, args.max_length), task, dense)
     if args.out is not None:
         def add_block_sparse(folder):
             export.write_block_sparse(folder, student, kept, args.pattern)
@@ -130,6 +134,33 @@ def run(args) -> dict:
         train.save_model(student, tokenizer, str(args.model), args.out, record,
                          record_name="dfss_prune.json", before_commit=add_block_sparse)
     return record
+
+
+def load_teacher(model: str, threads: int):
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    import dfss.hf
+    from . import masks
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    dfss.hf.register()
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    teacher = AutoModel.from_pretrained(model, attn_implementation="dfss",
+                                        attention_probs_dropout_prob=0.0,
+                                        hidden_dropout_prob=0.0).eval()
+    masks.linear_layers(teacher)  # a clear error for a model that is not BERT-like
+    return teacher, tokenizer
+
+
+def run(args) -> dict:
+    from ..finetune import data
+
+    teacher, tokenizer = load_teacher(str(args.model), args.threads)
+    task = data.load_task("wiki", None, None, args.train_limit, args.test_limit)
+    dense = None if args.no_eval else evaluate_dense(teacher, tokenizer, task, args.max_length)
+    return prune_one(args, teacher, tokenizer, task, dense)
 
 
 def main(argv=None) -> int:
