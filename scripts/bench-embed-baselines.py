@@ -12,14 +12,19 @@ attention_mask / token_type_ids of exactly B x L tokens, all valid (no padding),
   ort-fused     the same through the TorchScript exporter (dynamo=False, eager attention, opset 17) and
                 onnxruntime.transformers' BERT fusions (EmbedLayerNormalization, Attention,
                 SkipLayerNormalization, BiasGelu), which match only that exporter's graph; then as `ort`
+  ort-int8      the `ort-fused` model through onnxruntime.quantization.quantize_dynamic: int8 weights,
+                per channel, reduce_range (7-bit weights, so that u8 x s8 products summed in pairs cannot
+                saturate int16 on CPUs without VNNI); activations quantized per call; then as `ort`
 
 Each case: warmup, then the median of --repeats calls (fewer when a call is slow, see --budget);
 tokens/s = B*L / median. Each ONNX Runtime output is checked against torch's on the same tokens (max abs
-diff, also on a right-padded batch). Prints a markdown table; --json FILE writes the rows.
+diff, also on a right-padded batch) and by the mean cosine similarity of its embeddings to torch's on the
+same B x L tokens, which says more than the max abs diff about the int8 model's error. Prints a markdown
+table; --json FILE writes the rows.
 
   bash scripts/setup-embed-reference.sh     # once
   nice -n 19 .venv-torch/bin/python scripts/bench-embed-baselines.py [--shapes 32x128,8x512] [--threads 2]
-      [--impls torch,ort,ort-fused] [--repeats 10] [--json FILE]
+      [--impls torch,ort,ort-fused,ort-int8] [--repeats 10] [--json FILE]
 """
 import argparse
 import importlib.util
@@ -32,7 +37,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COLUMNS = ["implementation", "version", "GEMM", "threads", "B x L", "median ms", "tokens/s", "max abs diff vs torch"]
+COLUMNS = ["implementation", "version", "GEMM", "threads", "B x L", "median ms", "tokens/s", "max abs diff vs torch",
+           "mean cosine vs torch"]
 
 
 def parse_args():
@@ -40,7 +46,8 @@ def parse_args():
     p.add_argument("--model", default=os.path.join(ROOT, "models", "all-MiniLM-L6-v2"))
     p.add_argument("--shapes", default="32x128,8x512", help="comma-separated BxL")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--impls", default="torch,ort,ort-fused", help="any of torch, ort, ort-fused")
+    p.add_argument("--impls", default="torch,ort,ort-fused",
+                   help="any of torch, ort, ort-fused, ort-int8 (not a default)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--budget", type=float, default=20.0,
@@ -54,9 +61,10 @@ def print_table(rows):
     print("| " + " | ".join(COLUMNS) + " |")
     print("|" + "|".join("---" for _ in COLUMNS) + "|")
     for r in rows:
-        diff = r.get("max_abs_diff_vs_torch")
+        diff, cosine = r.get("max_abs_diff_vs_torch"), r.get("mean_cosine_vs_torch")
         cells = [r["implementation"], r["version"], r["gemm"], r["threads"], f"{r['B']} x {r['L']}",
-                 f"{r['median_ms']:.1f}", f"{r['tokens_per_s']:.0f}", "-" if diff is None else f"{diff:.1e}"]
+                 f"{r['median_ms']:.1f}", f"{r['tokens_per_s']:.0f}", "-" if diff is None else f"{diff:.1e}",
+                 "-" if cosine is None else f"{cosine:.6f}"]
         print("| " + " | ".join(str(c) for c in cells) + " |")
     busy = max((r.get("other_load", 0) for r in rows), default=0)
     if busy > 0.2:
@@ -164,6 +172,26 @@ def export_onnx(torch, model_dir, path, fused):
         return "dynamo exporter"
 
 
+def quantize_int8(src, dst):
+    """Dynamic int8 quantization of the fused model: weights once, activations per call."""
+    from onnx import TensorProto
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    # reduce_range: 7-bit weights. Without VNNI the u8 x s8 kernels add product pairs in int16, which full
+    # 8-bit weights can saturate; 7 bits cannot, at a small cost in precision.
+    # DefaultTensorType: ONNX shape inference gives no type to the outputs of the fused com.microsoft ops
+    # (Attention, SkipLayerNormalization), and quantize_dynamic refuses the MatMuls fed by them without it.
+    quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+                     extra_options={"DefaultTensorType": TensorProto.FLOAT})
+    return "QInt8 per-channel, reduce_range"
+
+
+def mean_cosine(a, b):
+    """Mean over rows of cos(a_i, b_i); both are L2-normalized already, but don't rely on it."""
+    import numpy as np
+    dots = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return float(dots.mean())
+
+
 def ort_session(ort, path, threads):
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
@@ -189,7 +217,7 @@ def main():
     transformers.logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
     impls = args.impls.split(",")
-    unknown = set(impls) - {"torch", "ort", "ort-fused"}
+    unknown = set(impls) - {"torch", "ort", "ort-fused", "ort-int8"}
     if unknown:
         sys.exit(f"bench-embed-baselines: unknown --impls {sorted(unknown)}")
     shapes = [tuple(int(x) for x in s.lower().split("x")) for s in args.shapes.split(",")]
@@ -224,7 +252,7 @@ def main():
             rows.append(dict(implementation=f"PyTorch, sentence-transformers ({attn})", impl="torch",
                              version=f"torch {torch_version}", gemm=gemm, threads=args.threads, B=B, L=L,
                              median_ms=t * 1e3, tokens_per_s=B * L / t, repeats=repeats, other_load=others,
-                             max_abs_diff_vs_torch=None))
+                             max_abs_diff_vs_torch=None, mean_cosine_vs_torch=None))
             print(f"{rows[-1]['implementation']} {B}x{L}: {t * 1e3:.1f} ms ({repeats} runs, "
                   f"other processes busy on {others:.1f} cores)", file=sys.stderr, flush=True)
 
@@ -234,12 +262,18 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             directory = args.keep_onnx or tmp
             os.makedirs(directory, exist_ok=True)
+            exports = {}  # fused -> (path, how): ort-int8 quantizes the model ort-fused ran, if it ran
             for impl in ort_impls:
-                fused = impl == "ort-fused"
+                fused, int8 = impl in ("ort-fused", "ort-int8"), impl == "ort-int8"
                 path = os.path.join(directory, f"all-MiniLM-L6-v2-embed{'-fused' if fused else ''}.onnx")
                 t0 = time.perf_counter()
                 try:
-                    how = export_onnx(torch, args.model, path, fused)
+                    if fused not in exports:
+                        exports[fused] = path, export_onnx(torch, args.model, path, fused)
+                    path, how = exports[fused]
+                    if int8:
+                        src, path = path, os.path.join(directory, "all-MiniLM-L6-v2-embed-fused-int8.onnx")
+                        how = f"{how}; {quantize_int8(src, path)}"
                 except Exception as e:  # report and go on with the other implementations
                     print(f"{impl}: export failed: {type(e).__name__}: {e}", file=sys.stderr)
                     continue
@@ -252,18 +286,24 @@ def main():
                 pad_diff = float(np.abs(run(padded) - expected_padded).max())
                 for B, L in shapes:
                     feed = {k: v.numpy() for k, v in inputs[(B, L)].items()}
-                    diff = float(np.abs(session.run(None, feed)[0] - expected[(B, L)]).max())
+                    out = session.run(None, feed)[0]
+                    diff = float(np.abs(out - expected[(B, L)]).max())
+                    cosine = mean_cosine(out, expected[(B, L)])
                     t, repeats, others = time_calls(lambda: session.run(None, feed), args.warmup, args.repeats,
                                                     args.budget)
-                    label = "ONNX Runtime" + (", BERT fusions" if fused else "") + \
-                            (" (TorchScript export)" if fused else " (dynamo export)")
+                    if int8:
+                        label = "ONNX Runtime int8 (dynamic, per-channel 7-bit weights; BERT fusions)"
+                    else:
+                        label = "ONNX Runtime" + (", BERT fusions" if fused else "") + \
+                                (" (TorchScript export)" if fused else " (dynamo export)")
                     rows.append(dict(implementation=label, impl=impl, version=f"onnxruntime {ort.__version__}",
                                      gemm="MLAS (built in)", threads=args.threads, B=B, L=L, median_ms=t * 1e3,
                                      tokens_per_s=B * L / t, repeats=repeats, other_load=others,
-                                     max_abs_diff_vs_torch=max(diff, pad_diff), export=how))
+                                     max_abs_diff_vs_torch=max(diff, pad_diff), mean_cosine_vs_torch=cosine,
+                                     export=how))
                     print(f"{label} {B}x{L}: {t * 1e3:.1f} ms ({repeats} runs, other processes busy on "
-                          f"{others:.1f} cores); max |ort - torch| {diff:.2e}, padded batch {pad_diff:.2e}",
-                          file=sys.stderr, flush=True)
+                          f"{others:.1f} cores); max |ort - torch| {diff:.2e}, padded batch {pad_diff:.2e}; "
+                          f"mean cosine {cosine:.6f}", file=sys.stderr, flush=True)
                 del session
     print_table(rows)
     if args.json:

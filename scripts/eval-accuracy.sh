@@ -10,7 +10,8 @@
 #        [--configs "dense 2:4 1:2 ..."] [--json FILE|-] [--out DIR] [--reuse]
 #        [--dfss build/dfss] [--model models/all-MiniLM-L6-v2]
 #
-# --configs is a space-separated list of --attention values (dense is always run, as the
+# --configs is a space-separated list of --attention values, each optionally prefixed with
+# a --precision and a slash ("int8/dense", "int8/2:4"; dense fp32 is always run, as the
 # reference); --json writes all results as JSON (- : to stdout, instead of the table);
 # --reuse keeps embeddings already in DIR (default out/accuracy/lenMAXLEN).
 set -euo pipefail
@@ -62,7 +63,12 @@ declare -A inputs=([sentences]=sentences.txt [queries]=pairs_queries.txt
                    [targets]=pairs_targets.txt [reuters]=reuters_texts.txt)
 results=()
 for config in $configs; do
-  slug=$(printf '%s' "$config" | tr ':,' '-_')
+  slug=$(printf '%s' "$config" | tr ':,/' '-__')
+  precision=fp32
+  attention=$config
+  case "$config" in */*) precision=${config%%/*}; attention=${config#*/} ;; esac
+  precision_args=()
+  [ "$precision" = fp32 ] || precision_args=(--precision "$precision")
   dir="$out/$slug"
   mkdir -p "$dir"
   seconds=0
@@ -73,7 +79,8 @@ for config in $configs; do
       echo "eval-accuracy: $config: embedding ${inputs[$name]} (max-len $max_len, $threads threads)" >&2
       start=$(date +%s.%N)
       "$dfss" embed --model "$model" --input "$corpora/${inputs[$name]}" --output "$dir/$name.npy" \
-        --attention "$config" --max-len "$max_len" --threads "$threads" "${extra[@]}" >&2
+        --attention "$attention" --max-len "$max_len" --threads "$threads" "${extra[@]}" \
+        "${precision_args[@]}" >&2
       end=$(date +%s.%N)
       awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f\n", b - a }' > "$dir/$name.seconds"
     fi

@@ -188,6 +188,62 @@ TEST_F(TinyEncoder, MatchesPlainForwardForEveryAttention) {
   }
 }
 
+// int8 linear layers (7-bit weights per row, u8 activations per token): close to the plain
+// double forward, yet not the fp32 path in disguise, and the same bits for any thread count.
+TEST_F(TinyEncoder, Int8StaysCloseToThePlainForward) {
+  LoadOptions int8;
+  int8.precision = Precision::int8;
+  const BertEncoder quantized = BertEncoder::load(model.dir(), int8);
+  EXPECT_EQ(quantized.precision(), Precision::int8);
+  EXPECT_EQ(encoder.precision(), Precision::fp32);
+  const auto texts = tiny_texts(model);
+  for (const std::string config : {"dense", "2:4"}) {
+    EncodeOptions options;
+    options.attention = parse_layer_patterns(config, encoder.num_layers(), "attention");
+    options.threads = 1;
+    const std::vector<float> got = encode(quantized, texts, options);
+    const std::vector<float> fp32 = encode(encoder, texts, options);
+    double largest_change = 0;
+    for (size_t t = 0; t < texts.size(); ++t) {
+      const std::vector<double> want = plain_embedding(model, texts[t], options.attention);
+      double dot = 0, norm_got = 0, norm_want = 0;
+      for (size_t i = 0; i < want.size(); ++i) {
+        const double g = got[t * want.size() + i];
+        dot += g * want[i];
+        norm_got += g * g;
+        norm_want += want[i] * want[i];
+        largest_change = std::max(largest_change, std::abs(g - fp32[t * want.size() + i]));
+      }
+      EXPECT_GT(dot / std::sqrt(norm_got * norm_want), 0.995) << config << ", text " << t;
+    }
+    EXPECT_GT(largest_change, 1e-4) << config << ": int8 gave the fp32 embeddings";
+    options.threads = 2;
+    EXPECT_EQ(encode(quantized, texts, options), got) << config;
+  }
+}
+
+TEST_F(TinyEncoder, Int8RefusesBlockSparseWeights) {
+  LoadOptions options;
+  options.precision = Precision::int8;
+  options.prune_weights = parse_block_sparse_pattern("2:4x16", "weights");
+  try {
+    BertEncoder::load(model.dir(), options);
+    FAIL() << "expected Unsupported";
+  } catch (const Unsupported& e) {
+    EXPECT_NE(std::string(e.what()).find("int8 precision with block-sparse weights"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(parse_precision("int8", "--precision"), Precision::int8);
+  EXPECT_EQ(parse_precision("fp32", "--precision"), Precision::fp32);
+  try {
+    parse_precision("bf16", "--precision");
+    FAIL() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    EXPECT_STREQ(e.what(), "--precision: expected fp32 or int8, got 'bf16'");
+  }
+}
+
 TEST_F(TinyEncoder, SparseAttentionChangesLongTexts) {
   // Guards the comparison above against a pattern that is silently ignored.
   const auto texts = tiny_texts(model);

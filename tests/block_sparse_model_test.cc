@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -240,6 +241,32 @@ TEST(BlockSparseModel, CliWeightsOption) {
       run_cli(dir, "embed " + common + " --weights 1:3x16 --output '" + dir.file("g.npy") + "'");
   EXPECT_EQ(indivisible.exit_code, 2);
   EXPECT_NE(indivisible.err.find("multiple of M"), std::string::npos) << indivisible.err;
+}
+
+TEST(Int8Model, CliPrecisionOption) {
+  TinyBert model;
+  test::TempDir dir;
+  test::write_file(dir.file("texts.txt"), "the cat sat\na big red ball\n");
+  const std::string common =
+      "--model '" + model.dir() + "' --max-len 40 --input '" + dir.file("texts.txt") + "'";
+  const CliResult ok =
+      run_cli(dir, "embed " + common + " --precision int8 --output '" + dir.file("e.npy") + "'");
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  const CliResult eval = run_cli(dir, "eval embed " + common + " --precision int8");
+  EXPECT_EQ(eval.exit_code, 0) << eval.err;
+  EXPECT_NE(eval.out.find("weights dense int8, attention"), std::string::npos) << eval.out;
+  const CliResult bad =
+      run_cli(dir, "embed " + common + " --precision int4 --output '" + dir.file("f.npy") + "'");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--precision: expected fp32 or int8, got 'int4'"), std::string::npos)
+      << bad.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("f.npy")));
+  const CliResult sparse =
+      run_cli(dir, "embed " + common + " --precision int8 --weights 2:4x16 --output '" +
+                       dir.file("g.npy") + "'");
+  EXPECT_EQ(sparse.exit_code, 2);
+  EXPECT_NE(sparse.err.find("int8 precision with block-sparse weights"), std::string::npos)
+      << sparse.err;
 }
 
 }  // namespace

@@ -48,12 +48,24 @@ struct EncodeProfile {
 };
 
 // How the linear layers' weights are used (docs/weight-sparsity.md).
+// Number format of the linear layers (docs/quantization.md). fp32: oneDNN's fp32 GEMM.
+// int8: weights quantized at load to 7-bit integers per output row, activations to u8 per
+// token at every call, oneDNN's u8·s8 → s32 GEMM, bias and epilogue in fp32. LayerNorm,
+// attention, softmax, GELU and residuals stay fp32.
+enum class Precision { fp32, int8 };
+
+// "fp32" or "int8"; anything else throws InvalidArgument naming `argument_name`.
+Precision parse_precision(const std::string& text, const std::string& argument_name);
+const char* precision_name(Precision precision);
+
 struct LoadOptions {
   // Prunes every linear layer at load (one-shot, by magnitude) to this block-sparse pattern
   // and runs it on the block-sparse kernels; a dfss_block_sparse.safetensors is then ignored.
   std::optional<BlockSparsePattern> prune_weights;
   // Ignores dfss_block_sparse.safetensors: every layer runs dense (on model.safetensors).
   bool dense_weights = false;
+  // int8 needs dense weights: with block-sparse layers load() throws Unsupported.
+  Precision precision = Precision::fp32;
 };
 
 class BertEncoder {
@@ -74,6 +86,7 @@ class BertEncoder {
   // "dense", or the block-sparse patterns of the linear layers and how many of them have
   // each ("2:4x16 (36/36 linears)"; Q, K and V count as three).
   std::string weight_sparsity() const;
+  Precision precision() const;
   const tokenizer::WordPieceTokenizer& tokenizer() const;
 
   // Embeddings of already tokenized texts (each normally [CLS] ... [SEP]), written to

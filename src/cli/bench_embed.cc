@@ -95,6 +95,12 @@ void add_bench_embed_options(CLI::App& command, BenchEmbedArgs& args) {
           std::string(kWeightsHelp) + "; space-separated, each timed with every --attention")
       ->expected(1, -1)
       ->capture_default_str();
+  command
+      .add_option(
+          "--precision", args.precisions,
+          std::string(kPrecisionHelp) + "; space-separated, each timed with every --weights")
+      ->expected(1, -1)
+      ->capture_default_str();
   command.add_option("--threads", args.threads, "0: OpenMP's default")
       ->check(integer_in_range(0, kMaxThreads))
       ->capture_default_str();
@@ -116,9 +122,12 @@ void run_bench_embed(const BenchEmbedArgs& args, Isa isa) {
   if (!args.json.empty()) check_output_file(args.json, "--json");
   require_threads_arg(args.threads);
   if (args.weights.empty()) throw InvalidArgument("--weights: expected at least one value");
+  if (args.precisions.empty()) throw InvalidArgument("--precision: expected at least one value");
   std::vector<BertEncoder> encoders;
-  for (const std::string& weights : args.weights)
-    encoders.push_back(BertEncoder::load(args.model, load_options(weights, "--weights")));
+  for (const std::string& precision : args.precisions) {
+    for (const std::string& weights : args.weights)
+      encoders.push_back(BertEncoder::load(args.model, load_options(weights, precision)));
+  }
   const BertEncoder& encoder = encoders.front();
   std::vector<std::vector<SparsityPattern>> configs;
   for (const std::string& text : args.attentions) {
@@ -162,7 +171,7 @@ void run_bench_embed(const BenchEmbedArgs& args, Isa isa) {
     std::vector<Case> cases;
     for (const BertEncoder& model : encoders) {
       for (const auto& config : configs) {
-        Case c{&model, {}, model.weight_sparsity(), layer_patterns_string(config), {}, {}};
+        Case c{&model, {}, linear_layers_name(model), layer_patterns_string(config), {}, {}};
         c.options.attention = config;
         c.options.threads = threads;
         c.options.isa = isa;
@@ -205,7 +214,8 @@ void run_bench_embed(const BenchEmbedArgs& args, Isa isa) {
           {"batch", shape.batch},
           {"seq", shape.seq},
           {"attention", c.attention},
-          {"weights", c.weights},
+          {"weights", c.encoder->weight_sparsity()},
+          {"precision", precision_name(c.encoder->precision())},
           {"ms", ms},
           {"reps", c.times_ms.size()},
           {"tokens_per_s", tokens_per_s},

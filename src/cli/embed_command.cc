@@ -26,7 +26,7 @@ void run_embed(const EmbedArgs& args, Isa isa) {
   io::OutputSet outputs;
   const size_t output = outputs.add(args.output, "--output");
   const BertEncoder encoder =
-      BertEncoder::load(args.input.model, load_options(args.input.weights, "--weights"));
+      BertEncoder::load(args.input.model, load_options(args.input.weights, args.input.precision));
   const EncodeOptions options = encode_options(args.input, encoder, isa);
   const std::vector<std::string> lines = read_text_lines(args.input.input);
   const auto texts = tokenize_lines(encoder, lines, args.input);

@@ -39,15 +39,25 @@ void add_embed_input_options(CLI::App& command, EmbedInputArgs& args,
       ->check(integer_in_range(0, kMaxThreads))
       ->capture_default_str();
   command.add_option("--weights", args.weights, kWeightsHelp)->capture_default_str();
+  command.add_option("--precision", args.precision, kPrecisionHelp)->capture_default_str();
 }
 
-LoadOptions load_options(const std::string& weights, const std::string& flag) {
+LoadOptions load_options(const std::string& weights, const std::string& precision) {
   LoadOptions options;
   if (weights == "dense")
     options.dense_weights = true;
   else if (weights != "model")
-    options.prune_weights = parse_block_sparse_pattern(weights, flag + " (model, dense or N:MxV)");
+    options.prune_weights =
+        parse_block_sparse_pattern(weights, "--weights (model, dense or N:MxV)");
+  options.precision = parse_precision(precision, "--precision");
   return options;
+}
+
+std::string linear_layers_name(const BertEncoder& encoder) {
+  const std::string weights = encoder.weight_sparsity();
+  return encoder.precision() == Precision::fp32
+             ? weights
+             : weights + " " + precision_name(encoder.precision());
 }
 
 EncodeOptions encode_options(const EmbedInputArgs& args, const BertEncoder& encoder, Isa isa) {

@@ -21,16 +21,23 @@ struct EmbedInputArgs {
   int64_t batch = 32;
   int64_t max_len = 256;
   int threads = 0;
-  std::string weights = "model";  // see load_options()
+  std::string weights = "model";   // see load_options()
+  std::string precision = "fp32";  // see load_options()
 };
 void add_embed_input_options(CLI::App& command, EmbedInputArgs& args,
                              const std::string& attention_help);
 
 // The --weights argument (`flag`): "model" (the folder's weights, block-sparse layers from its
 // dfss_block_sparse.safetensors if it has one), "dense" (that file ignored) or a block-sparse
-// pattern N:MxV (every linear layer pruned to it at load, by magnitude). Throws
-// InvalidArgument naming `flag` otherwise.
-LoadOptions load_options(const std::string& weights, const std::string& flag);
+// pattern N:MxV (every linear layer pruned to it at load, by magnitude); and the --precision
+// argument, fp32 or int8. Throws InvalidArgument naming the flag at fault otherwise.
+LoadOptions load_options(const std::string& weights, const std::string& precision);
+inline constexpr char kPrecisionHelp[] =
+    "linear layers' numbers: fp32, or int8 (7-bit weights per output row, u8 activations per "
+    "token; docs/quantization.md)";
+
+// The linear layers in a few words: "dense", "dense int8", "2:4x16 (36/36 linears)".
+std::string linear_layers_name(const BertEncoder& encoder);
 inline constexpr char kWeightsHelp[] =
     "linear layers: model (the folder's, block-sparse where it has "
     "dfss_block_sparse.safetensors), dense, or N:MxV to prune every layer at load (e.g. 2:4x16)";

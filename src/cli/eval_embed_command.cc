@@ -70,9 +70,9 @@ void add_eval_embed_options(CLI::App& command, EvalEmbedArgs& args) {
 void run_eval_embed(const EvalEmbedArgs& args, Isa isa) {
   require_threads_arg(args.input.threads);
   if (!args.json.empty()) check_output_file(args.json, "--json");
-  // The reference is the dense model with dense attention; the evaluated one has the asked
-  // weights (block-sparse layers) and attention.
-  const LoadOptions weights = load_options(args.input.weights, "--weights");
+  // The reference is the dense fp32 model with dense attention; the evaluated one has the
+  // asked weights (block-sparse layers), precision and attention.
+  const LoadOptions weights = load_options(args.input.weights, args.input.precision);
   const BertEncoder encoder = BertEncoder::load(args.input.model, weights);
   LoadOptions dense_weights;
   dense_weights.dense_weights = true;
@@ -87,7 +87,7 @@ void run_eval_embed(const EvalEmbedArgs& args, Isa isa) {
                           ": expected at least one text (one per line), got an empty file");
   }
   const auto texts = tokenize_lines(encoder, lines, args.input);
-  const std::string weight_name = encoder.weight_sparsity();
+  const std::string weight_name = linear_layers_name(encoder);
   const std::string name = weight_name == "dense" ? layer_patterns_string(sparse.attention)
                                                   : "weights " + weight_name + ", attention " +
                                                         layer_patterns_string(sparse.attention);
@@ -135,7 +135,8 @@ void run_eval_embed(const EvalEmbedArgs& args, Isa isa) {
   if (!args.json.empty()) {
     const nlohmann::json result = {
         {"attention", layer_patterns_string(sparse.attention)},
-        {"weights", weight_name},
+        {"weights", encoder.weight_sparsity()},
+        {"precision", precision_name(encoder.precision())},
         {"texts", n},
         {"tokens", dense_run.tokens},
         {"batch", args.input.batch},

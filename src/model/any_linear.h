@@ -1,7 +1,9 @@
-// A linear layer of the encoder: oneDNN's dense GEMM, or dfss's block-sparse kernels when the
-// layer has a block-sparse form (pruned at load or read from dfss_block_sparse.safetensors).
+// A linear layer of the encoder: oneDNN's dense GEMM, dfss's block-sparse kernels when the
+// layer has a block-sparse form (pruned at load or read from dfss_block_sparse.safetensors),
+// or the int8 layer (QuantizedLinear) when the model loads at int8 precision.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -9,6 +11,7 @@
 
 #include "dfss/sparse_linear.h"
 #include "model/linear.h"
+#include "model/quantized_linear.h"
 
 namespace dfss::model {
 
@@ -16,17 +19,21 @@ class AnyLinear {
  public:
   AnyLinear(const dnnl::engine& engine, std::span<const float> weight, std::span<const float> bias,
             int64_t out_features, int64_t in_features, LinearEpilogue epilogue, std::string name,
-            std::optional<BlockSparseMatrix> sparse)
-      : dense_(engine, weight, bias, out_features, in_features, epilogue, std::move(name)),
+            std::optional<BlockSparseMatrix> sparse, bool int8)
+      : dense_(engine, weight, bias, out_features, in_features, epilogue, name),
         bias_(bias),
         epilogue_(epilogue),
-        sparse_(std::move(sparse)) {}
+        sparse_(std::move(sparse)),
+        int8_(int8 ? std::make_unique<QuantizedLinear>(engine, weight, bias, out_features,
+                                                       in_features, epilogue, std::move(name))
+                   : nullptr) {}
 
   const std::optional<BlockSparseMatrix>& sparse() const { return sparse_; }
 
   // As Linear::run; `threads` and `isa` are the encode call's (0: OpenMP's default).
   void run(dnnl::stream& stream, const float* x, int64_t rows, float* y, int threads,
            Isa isa) const {
+    if (int8_) return int8_->run(stream, x, rows, y, threads, isa);
     if (!sparse_) return dense_.run(stream, x, rows, y);
     SparseLinearOptions options;
     options.isa = isa;
@@ -43,6 +50,7 @@ class AnyLinear {
   std::span<const float> bias_;
   LinearEpilogue epilogue_;
   std::optional<BlockSparseMatrix> sparse_;
+  std::unique_ptr<QuantizedLinear> int8_;
 };
 
 }  // namespace dfss::model

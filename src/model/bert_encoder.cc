@@ -93,22 +93,22 @@ std::optional<BlockSparseMatrix> find_sparse(const SparseLayers& sparse, const s
 struct LayerOps {
   LayerOps(const dnnl::engine& engine, const model::BertLayerWeights& w, int64_t index,
            int64_t hidden, int64_t intermediate_size, double eps, const SparseLayers& sparse,
-           const std::string& sparse_file)
+           const std::string& sparse_file, bool int8)
       : qkv_weight(concat({w.query.weight, w.key.weight, w.value.weight},
                           layer_name(index) + "Q, K and V weights")),
         qkv_bias(concat({w.query.bias, w.key.bias, w.value.bias},
                         layer_name(index) + "Q, K and V biases")),
         qkv(engine, qkv_weight, qkv_bias, 3 * hidden, hidden, LinearEpilogue::none,
-            layer_name(index) + "QKV projection", stacked_qkv(sparse, index, sparse_file)),
+            layer_name(index) + "QKV projection", stacked_qkv(sparse, index, sparse_file), int8),
         attention_output(engine, w.attention_output.weight, w.attention_output.bias, hidden, hidden,
                          LinearEpilogue::add_residual, layer_name(index) + "attention output",
-                         find_sparse(sparse, linear_name(index, "attention.output.dense"))),
+                         find_sparse(sparse, linear_name(index, "attention.output.dense")), int8),
         intermediate(engine, w.intermediate.weight, w.intermediate.bias, intermediate_size, hidden,
                      LinearEpilogue::gelu_erf, layer_name(index) + "feed-forward input",
-                     find_sparse(sparse, linear_name(index, "intermediate.dense"))),
+                     find_sparse(sparse, linear_name(index, "intermediate.dense")), int8),
         output(engine, w.output.weight, w.output.bias, hidden, intermediate_size,
                LinearEpilogue::add_residual, layer_name(index) + "feed-forward output",
-               find_sparse(sparse, linear_name(index, "output.dense"))),
+               find_sparse(sparse, linear_name(index, "output.dense")), int8),
         attention_norm(engine, w.attention_norm, hidden, eps,
                        layer_name(index) + "attention LayerNorm"),
         output_norm(engine, w.output_norm, hidden, eps, layer_name(index) + "output LayerNorm") {}
@@ -185,8 +185,9 @@ class Stopwatch {
 
 struct BertEncoder::Impl {
   Impl(model::BertWeights weights_in, tokenizer::WordPieceTokenizer tokenizer_in,
-       const SparseLayers& sparse, const std::string& sparse_file)
+       const SparseLayers& sparse, const std::string& sparse_file, Precision precision_in)
       : weights(std::move(weights_in)),
+        precision(precision_in),
         tokenizer(std::move(tokenizer_in)),
         engine(dnnl::engine::kind::cpu, 0),
         embeddings_norm(engine, weights.embeddings_norm, weights.config.hidden_size,
@@ -195,7 +196,7 @@ struct BertEncoder::Impl {
     for (size_t i = 0; i < weights.layers.size(); ++i) {
       layers.push_back(std::make_unique<LayerOps>(
           engine, weights.layers[i], static_cast<int64_t>(i), c.hidden_size, c.intermediate_size,
-          c.layer_norm_eps, sparse, sparse_file));
+          c.layer_norm_eps, sparse, sparse_file, precision == Precision::int8));
     }
   }
 
@@ -209,6 +210,7 @@ struct BertEncoder::Impl {
               const AttentionOptions& options) const;
 
   model::BertWeights weights;
+  Precision precision;
   tokenizer::WordPieceTokenizer tokenizer;
   dnnl::engine engine;
   LayerNorm embeddings_norm;
@@ -308,10 +310,15 @@ BertEncoder BertEncoder::load(const std::string& model_dir, const LoadOptions& o
   const SparseLayers sparse = naming_allocation_failures("preparing the block-sparse layers", [&] {
     return sparse_layers(weights, model_dir, options, sparse_file);
   });
+  if (options.precision == Precision::int8 && !sparse.empty()) {
+    throw Unsupported("int8 precision with block-sparse weights (" +
+                      (sparse_file.empty() ? std::string("pruned at load") : sparse_file) +
+                      ") is not available: load the dense weights (--weights dense) for int8");
+  }
   try {
     return naming_allocation_failures("setting up the model's layers", [&] {
-      return BertEncoder(
-          std::make_unique<Impl>(std::move(weights), std::move(tokenizer), sparse, sparse_file));
+      return BertEncoder(std::make_unique<Impl>(std::move(weights), std::move(tokenizer), sparse,
+                                                sparse_file, options.precision));
     });
   } catch (const dnnl::error& e) {
     rethrow_onednn_error(e, "setting up the model's layers");
@@ -352,6 +359,10 @@ std::string BertEncoder::weight_sparsity() const {
     out += name + " (" + std::to_string(count) + "/" + std::to_string(linears) + " linears)";
   }
   return out;
+}
+
+Precision BertEncoder::precision() const {
+  return impl_->precision;
 }
 
 const tokenizer::WordPieceTokenizer& BertEncoder::tokenizer() const {

@@ -1,6 +1,7 @@
 #include "model/linear.h"
 
 #include <mutex>
+#include <unordered_map>
 #include <utility>
 
 #include "model/memory_guard.h"
@@ -42,6 +43,12 @@ void build_onednn_gemm_kernels(const dnnl::engine& engine) {
       const Linear layer(engine, weight, bias, shape.out, shape.in, LinearEpilogue::none,
                          "oneDNN's GEMM kernels");
       layer.execute(stream, x.data(), shape.rows, y.data());
+      // The int8 layers' GEMM has kernels of its own.
+      const std::vector<int8_t> weight_s8(weight.size(), 0);
+      const std::vector<uint8_t> x_u8(x.size(), 0);
+      std::vector<int32_t> y_s32(y.size());
+      const Linear integer(engine, weight_s8, shape.out, shape.in, "oneDNN's int8 GEMM kernels");
+      integer.execute(stream, x_u8.data(), shape.rows, y_s32.data());
     }
   });
   gemm_kernels_built = true;
@@ -51,18 +58,34 @@ Linear::Linear(const dnnl::engine& engine, std::span<const float> weight,
                std::span<const float> bias, int64_t out_features, int64_t in_features,
                LinearEpilogue epilogue, std::string name)
     : engine_(engine),
-      weight_(weight),
+      weight_(weight.data()),
       bias_(bias),
+      x_type_(DataType::f32),
+      weight_type_(DataType::f32),
+      y_type_(DataType::f32),
       out_features_(out_features),
       in_features_(in_features),
       epilogue_(epilogue),
       name_(std::move(name)) {}
 
+Linear::Linear(const dnnl::engine& engine, std::span<const int8_t> weight, int64_t out_features,
+               int64_t in_features, std::string name)
+    : engine_(engine),
+      weight_(weight.data()),
+      x_type_(DataType::u8),
+      weight_type_(DataType::s8),
+      y_type_(DataType::s32),
+      out_features_(out_features),
+      in_features_(in_features),
+      epilogue_(LinearEpilogue::none),
+      name_(std::move(name)) {}
+
 Linear::Prepared Linear::prepare(int64_t rows) const {
-  const memory::desc src({rows, in_features_}, DataType::f32, Tag::ab);
-  const memory::desc weights_any({in_features_, out_features_}, DataType::f32, Tag::any);
-  const memory::desc bias({1, out_features_}, DataType::f32, Tag::ab);
-  const memory::desc dst({rows, out_features_}, DataType::f32, Tag::ab);
+  const memory::desc src({rows, in_features_}, x_type_, Tag::ab);
+  const memory::desc weights_any({in_features_, out_features_}, weight_type_, Tag::any);
+  const memory::desc bias =
+      bias_.empty() ? memory::desc() : memory::desc({1, out_features_}, DataType::f32, Tag::ab);
+  const memory::desc dst({rows, out_features_}, y_type_, Tag::ab);
   dnnl::post_ops post_ops;
   if (epilogue_ == LinearEpilogue::add_residual) post_ops.append_sum(1.0f);
   if (epilogue_ == LinearEpilogue::gelu_erf) {
@@ -81,8 +104,8 @@ Linear::Prepared Linear::prepare(int64_t rows) const {
   }
   if (!entry.weights) {
     // nn.Linear stores W [out, in]: as the [in, out] matrix matmul wants, that is layout "ba".
-    const memory::desc user_layout({in_features_, out_features_}, DataType::f32, Tag::ba);
-    memory user(user_layout, engine_, const_cast<float*>(weight_.data()));
+    const memory::desc user_layout({in_features_, out_features_}, weight_type_, Tag::ba);
+    memory user(user_layout, engine_, const_cast<void*>(weight_));
     const memory::desc& packed_layout = pd.weights_desc();
     memory packed = naming_allocation_failures("allocating the packed weights of " + name_ + " (" +
                                                    megabytes(packed_layout.get_size()) + ")",
@@ -109,7 +132,7 @@ dnnl::memory Linear::allocate_scratchpad(const memory::desc& layout) const {
       [&] { return memory(layout, engine_); });
 }
 
-void Linear::run(dnnl::stream& stream, const float* x, int64_t rows, float* y) const {
+void Linear::run_any(dnnl::stream& stream, const void* x, int64_t rows, void* y) const {
   if (rows == 0) return;
   build_onednn_gemm_kernels(engine_);
   const std::string what = "running " + name_ + " on " + std::to_string(rows) + " tokens";
@@ -117,21 +140,23 @@ void Linear::run(dnnl::stream& stream, const float* x, int64_t rows, float* y) c
   naming_allocation_failures(what, [&] { execute(stream, x, rows, y); });
 }
 
-void Linear::execute(dnnl::stream& stream, const float* x, int64_t rows, float* y) const {
+void Linear::execute(dnnl::stream& stream, const void* x, int64_t rows, void* y) const {
   const Prepared entry = by_rows_.get(rows, [this](int64_t n) { return prepare(n); });
   const memory scratchpad = allocate_scratchpad(entry.scratchpad);
-  const memory::desc src_layout({rows, in_features_}, DataType::f32, Tag::ab);
-  const memory::desc dst_layout({rows, out_features_}, DataType::f32, Tag::ab);
-  const memory::desc bias_layout({1, out_features_}, DataType::f32, Tag::ab);
+  const memory::desc src_layout({rows, in_features_}, x_type_, Tag::ab);
+  const memory::desc dst_layout({rows, out_features_}, y_type_, Tag::ab);
   // oneDNN takes non-const handles; it only reads src, weights and bias.
-  memory src(src_layout, engine_, const_cast<float*>(x));
-  memory bias(bias_layout, engine_, const_cast<float*>(bias_.data()));
+  memory src(src_layout, engine_, const_cast<void*>(x));
   memory dst(dst_layout, engine_, y);
-  entry.primitive.execute(stream, {{DNNL_ARG_SRC, src},
-                                   {DNNL_ARG_WEIGHTS, entry.weights},
-                                   {DNNL_ARG_BIAS, bias},
-                                   {DNNL_ARG_DST, dst},
-                                   {DNNL_ARG_SCRATCHPAD, scratchpad}});
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
+                                       {DNNL_ARG_WEIGHTS, entry.weights},
+                                       {DNNL_ARG_DST, dst},
+                                       {DNNL_ARG_SCRATCHPAD, scratchpad}};
+  if (!bias_.empty()) {
+    const memory::desc bias_layout({1, out_features_}, DataType::f32, Tag::ab);
+    args.emplace(DNNL_ARG_BIAS, memory(bias_layout, engine_, const_cast<float*>(bias_.data())));
+  }
+  entry.primitive.execute(stream, args);
   stream.wait();
 }
 

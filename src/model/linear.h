@@ -36,6 +36,12 @@ class Linear {
   Linear(const dnnl::engine& engine, std::span<const float> weight, std::span<const float> bias,
          int64_t out_features, int64_t in_features, LinearEpilogue epilogue, std::string name);
 
+  // The integer GEMM of an int8 layer (QuantizedLinear): y [rows, out_features] int32 =
+  // x [rows, in_features] u8 · weightᵀ, weight [out_features, in_features] s8; no bias, no
+  // epilogue. x and y of run() are then uint8_t and int32_t.
+  Linear(const dnnl::engine& engine, std::span<const int8_t> weight, int64_t out_features,
+         int64_t in_features, std::string name);
+
   Linear(Linear&&) = delete;  // the cache holds a mutex; layers live in place
   friend void build_onednn_gemm_kernels(const dnnl::engine& engine);
 
@@ -44,7 +50,12 @@ class Linear {
 
   // x [rows, in_features] and y [rows, out_features], C order, not overlapping. Throws
   // OutOfMemory naming the layer and what it was allocating if memory runs out.
-  void run(dnnl::stream& stream, const float* x, int64_t rows, float* y) const;
+  void run(dnnl::stream& stream, const float* x, int64_t rows, float* y) const {
+    run_any(stream, x, rows, y);
+  }
+  void run(dnnl::stream& stream, const uint8_t* x, int64_t rows, int32_t* y) const {
+    run_any(stream, x, rows, y);
+  }
 
  private:
   struct Prepared {
@@ -53,12 +64,15 @@ class Linear {
     dnnl::memory::desc scratchpad;  // allocated per run: entries are shared by threads
   };
   Prepared prepare(int64_t rows) const;
+  void run_any(dnnl::stream& stream, const void* x, int64_t rows, void* y) const;
   // run() without the kernel build and the memory check (the kernel build runs this).
-  void execute(dnnl::stream& stream, const float* x, int64_t rows, float* y) const;
+  void execute(dnnl::stream& stream, const void* x, int64_t rows, void* y) const;
   dnnl::memory allocate_scratchpad(const dnnl::memory::desc& layout) const;
 
   dnnl::engine engine_;
-  std::span<const float> weight_, bias_;
+  const void* weight_;
+  std::span<const float> bias_;  // empty for the integer GEMM
+  dnnl::memory::data_type x_type_, weight_type_, y_type_;
   int64_t out_features_, in_features_;
   LinearEpilogue epilogue_;
   std::string name_;

@@ -6,19 +6,43 @@ namespace dfss::kernels::DFSS_KERNEL_NS {
 using Reg = __m256;
 inline constexpr int kLanes = 8;
 
-inline Reg vzero() { return _mm256_setzero_ps(); }
-inline Reg vset1(float x) { return _mm256_set1_ps(x); }
-inline Reg vload(const float* p) { return _mm256_loadu_ps(p); }
-inline void vstore(float* p, Reg x) { _mm256_storeu_ps(p, x); }
-inline Reg vbroadcast(const float* p) { return _mm256_broadcast_ss(p); }
-inline Reg vfmadd(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
-inline Reg vmul(Reg a, Reg b) { return _mm256_mul_ps(a, b); }
-inline Reg vadd(Reg a, Reg b) { return _mm256_add_ps(a, b); }
-inline Reg vsub(Reg a, Reg b) { return _mm256_sub_ps(a, b); }
+inline Reg vzero() {
+  return _mm256_setzero_ps();
+}
+inline Reg vset1(float x) {
+  return _mm256_set1_ps(x);
+}
+inline Reg vload(const float* p) {
+  return _mm256_loadu_ps(p);
+}
+inline void vstore(float* p, Reg x) {
+  _mm256_storeu_ps(p, x);
+}
+inline Reg vbroadcast(const float* p) {
+  return _mm256_broadcast_ss(p);
+}
+inline Reg vfmadd(Reg a, Reg b, Reg c) {
+  return _mm256_fmadd_ps(a, b, c);
+}
+inline Reg vmul(Reg a, Reg b) {
+  return _mm256_mul_ps(a, b);
+}
+inline Reg vadd(Reg a, Reg b) {
+  return _mm256_add_ps(a, b);
+}
+inline Reg vsub(Reg a, Reg b) {
+  return _mm256_sub_ps(a, b);
+}
 // NaN-propagating in `b`: vmaxps returns its second operand when either is NaN.
-inline Reg vmax(Reg a, Reg b) { return _mm256_max_ps(a, b); }
-inline Reg vdiv(Reg a, Reg b) { return _mm256_div_ps(a, b); }
-inline Reg vabs(Reg x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x); }
+inline Reg vmax(Reg a, Reg b) {
+  return _mm256_max_ps(a, b);
+}
+inline Reg vdiv(Reg a, Reg b) {
+  return _mm256_div_ps(a, b);
+}
+inline Reg vabs(Reg x) {
+  return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+}
 // |magnitude| with the sign bit of `sign`.
 inline Reg vcopysign(Reg magnitude, Reg sign) {
   const Reg sign_bit = _mm256_set1_ps(-0.0f);
@@ -64,7 +88,9 @@ inline Reg vallreduce_max(Reg x) {
   x = _mm256_max_ps(x, _mm256_permute_ps(x, _MM_SHUFFLE(1, 0, 3, 2)));
   return _mm256_max_ps(x, _mm256_permute_ps(x, _MM_SHUFFLE(2, 3, 0, 1)));
 }
-inline float vfirst(Reg x) { return _mm256_cvtss_f32(x); }
+inline float vfirst(Reg x) {
+  return _mm256_cvtss_f32(x);
+}
 
 // The selection key of the top-k rule: NaN ranks as +inf.
 inline Reg vselection_key(Reg x) {
@@ -73,6 +99,22 @@ inline Reg vselection_key(Reg x) {
 // Bit i set when lane i of a is >= lane i of b (false for NaN).
 inline uint32_t vmask_ge(Reg a, Reg b) {
   return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GE_OQ)));
+}
+
+// For int8 linear layers. vmin: as vminps, the second operand when either is NaN.
+inline Reg vmin(Reg a, Reg b) {
+  return _mm256_min_ps(a, b);
+}
+// int32 to float, rounding to nearest even (exact below 2^24).
+inline Reg vload_int32(const int32_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+// Stores kLanes bytes from lanes that hold whole numbers in [0, 255].
+inline void vstore_u8(uint8_t* p, Reg whole) {
+  const __m256i i32 = _mm256_cvtps_epi32(whole);
+  const __m128i i16 =
+      _mm_packus_epi32(_mm256_castsi256_si128(i32), _mm256_extracti128_si256(i32, 1));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(i16, i16));
 }
 
 }  // namespace dfss::kernels::DFSS_KERNEL_NS

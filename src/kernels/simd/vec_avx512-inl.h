@@ -7,26 +7,54 @@ namespace dfss::kernels::DFSS_KERNEL_NS {
 using Reg = __m512;
 inline constexpr int kLanes = 16;
 
-inline Reg vzero() { return _mm512_setzero_ps(); }
-inline Reg vset1(float x) { return _mm512_set1_ps(x); }
-inline Reg vload(const float* p) { return _mm512_loadu_ps(p); }
-inline void vstore(float* p, Reg x) { _mm512_storeu_ps(p, x); }
-inline Reg vbroadcast(const float* p) { return _mm512_set1_ps(*p); }
-inline Reg vfmadd(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
-inline Reg vmul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }
-inline Reg vadd(Reg a, Reg b) { return _mm512_add_ps(a, b); }
-inline Reg vsub(Reg a, Reg b) { return _mm512_sub_ps(a, b); }
+inline Reg vzero() {
+  return _mm512_setzero_ps();
+}
+inline Reg vset1(float x) {
+  return _mm512_set1_ps(x);
+}
+inline Reg vload(const float* p) {
+  return _mm512_loadu_ps(p);
+}
+inline void vstore(float* p, Reg x) {
+  _mm512_storeu_ps(p, x);
+}
+inline Reg vbroadcast(const float* p) {
+  return _mm512_set1_ps(*p);
+}
+inline Reg vfmadd(Reg a, Reg b, Reg c) {
+  return _mm512_fmadd_ps(a, b, c);
+}
+inline Reg vmul(Reg a, Reg b) {
+  return _mm512_mul_ps(a, b);
+}
+inline Reg vadd(Reg a, Reg b) {
+  return _mm512_add_ps(a, b);
+}
+inline Reg vsub(Reg a, Reg b) {
+  return _mm512_sub_ps(a, b);
+}
 // NaN-propagating in `b`: vmaxps returns its second operand when either is NaN.
-inline Reg vmax(Reg a, Reg b) { return _mm512_max_ps(a, b); }
-inline Reg vdiv(Reg a, Reg b) { return _mm512_div_ps(a, b); }
-inline Reg vabs(Reg x) { return _mm512_abs_ps(x); }
+inline Reg vmax(Reg a, Reg b) {
+  return _mm512_max_ps(a, b);
+}
+inline Reg vdiv(Reg a, Reg b) {
+  return _mm512_div_ps(a, b);
+}
+inline Reg vabs(Reg x) {
+  return _mm512_abs_ps(x);
+}
 // |magnitude| with the sign bit of `sign`.
 inline Reg vcopysign(Reg magnitude, Reg sign) {
   const Reg sign_bit = _mm512_set1_ps(-0.0f);
   return _mm512_or_ps(_mm512_andnot_ps(sign_bit, magnitude), _mm512_and_ps(sign_bit, sign));
 }
-inline float vreduce_max(Reg x) { return _mm512_reduce_max_ps(x); }
-inline float vreduce_add(Reg x) { return _mm512_reduce_add_ps(x); }
+inline float vreduce_max(Reg x) {
+  return _mm512_reduce_max_ps(x);
+}
+inline float vreduce_add(Reg x) {
+  return _mm512_reduce_add_ps(x);
+}
 
 // 2^x for x <= 0 (softmax arguments in log2 units); 2^-inf = 0 exactly, NaN stays NaN.
 // x = n + f with |f| <= 1/2, 2^f by a degree-6 polynomial (relative error < 2e-7), 2^n by
@@ -52,13 +80,30 @@ inline Reg vallreduce_max(Reg x) {
   x = _mm512_max_ps(x, _mm512_permute_ps(x, _MM_SHUFFLE(1, 0, 3, 2)));
   return _mm512_max_ps(x, _mm512_permute_ps(x, _MM_SHUFFLE(2, 3, 0, 1)));
 }
-inline float vfirst(Reg x) { return _mm512_cvtss_f32(x); }
+inline float vfirst(Reg x) {
+  return _mm512_cvtss_f32(x);
+}
 
 // The selection key of the top-k rule: NaN ranks as +inf.
 inline Reg vselection_key(Reg x) {
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x, _mm512_set1_ps(INFINITY));
 }
 // Bit i set when lane i of a is >= lane i of b (false for NaN).
-inline uint32_t vmask_ge(Reg a, Reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
+inline uint32_t vmask_ge(Reg a, Reg b) {
+  return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ);
+}
+
+// For int8 linear layers. vmin: as vminps, the second operand when either is NaN.
+inline Reg vmin(Reg a, Reg b) {
+  return _mm512_min_ps(a, b);
+}
+// int32 to float, rounding to nearest even (exact below 2^24).
+inline Reg vload_int32(const int32_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_loadu_si512(p));
+}
+// Stores kLanes bytes from lanes that hold whole numbers in [0, 255].
+inline void vstore_u8(uint8_t* p, Reg whole) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(whole)));
+}
 
 }  // namespace dfss::kernels::DFSS_KERNEL_NS

@@ -8,7 +8,9 @@ struct Reg {
   float lane[kLanes];
 };
 
-inline Reg vzero() { return Reg{}; }
+inline Reg vzero() {
+  return Reg{};
+}
 inline Reg vset1(float x) {
   Reg r;
   for (float& v : r.lane) v = x;
@@ -22,7 +24,9 @@ inline Reg vload(const float* p) {
 inline void vstore(float* p, const Reg& x) {
   for (int i = 0; i < kLanes; ++i) p[i] = x.lane[i];
 }
-inline Reg vbroadcast(const float* p) { return vset1(*p); }
+inline Reg vbroadcast(const float* p) {
+  return vset1(*p);
+}
 // A true fused multiply-add, as on the SIMD paths, so that scores (and the N:M selection
 // made on them) are the same bits on every ISA.
 inline Reg vfmadd(const Reg& a, const Reg& b, const Reg& c) {
@@ -82,8 +86,12 @@ inline Reg vexp2(const Reg& x) {
   for (int i = 0; i < kLanes; ++i) r.lane[i] = std::exp2(x.lane[i]);
   return r;
 }
-inline Reg vallreduce_max(const Reg& x) { return vset1(vreduce_max(x)); }
-inline float vfirst(const Reg& x) { return x.lane[0]; }
+inline Reg vallreduce_max(const Reg& x) {
+  return vset1(vreduce_max(x));
+}
+inline float vfirst(const Reg& x) {
+  return x.lane[0];
+}
 
 // The selection key of the top-k rule: NaN ranks as +inf.
 inline Reg vselection_key(const Reg& x) {
@@ -96,6 +104,23 @@ inline uint32_t vmask_ge(const Reg& a, const Reg& b) {
   uint32_t bits = 0;
   for (int i = 0; i < kLanes; ++i) bits |= uint32_t{a.lane[i] >= b.lane[i]} << i;
   return bits;
+}
+
+// For int8 linear layers. vmin: as vminps, the second operand when either is NaN.
+inline Reg vmin(const Reg& a, const Reg& b) {
+  Reg r;
+  for (int i = 0; i < kLanes; ++i) r.lane[i] = a.lane[i] < b.lane[i] ? a.lane[i] : b.lane[i];
+  return r;
+}
+// int32 to float, rounding to nearest even (exact below 2^24).
+inline Reg vload_int32(const int32_t* p) {
+  Reg r;
+  for (int i = 0; i < kLanes; ++i) r.lane[i] = static_cast<float>(p[i]);
+  return r;
+}
+// Stores kLanes bytes from lanes that hold whole numbers in [0, 255].
+inline void vstore_u8(uint8_t* p, const Reg& whole) {
+  for (int i = 0; i < kLanes; ++i) p[i] = static_cast<uint8_t>(whole.lane[i]);
 }
 
 }  // namespace dfss::kernels::DFSS_KERNEL_NS

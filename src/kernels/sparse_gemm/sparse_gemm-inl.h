@@ -1,5 +1,5 @@
 // The block-sparse linear kernel body, written once on the vector operations of the
-// including translation unit (DFSS_KERNEL_NS and its vec_*-inl.h).
+// including translation unit (DFSS_KERNEL_NS, its vec_*-inl.h and simd/epilogue-inl.h).
 //
 // One block shares its kept columns, so each kept activation x[t][c] is broadcast once and
 // multiplied into every output row of the block: the inner loop is a dense FMA body
@@ -7,34 +7,6 @@
 // only sparse step being the column index of the broadcast.
 
 namespace dfss::kernels::DFSS_KERNEL_NS {
-
-// GELU(z) = z/2 (1 + erf(z/√2)) with Abramowitz & Stegun's erf 7.1.26 (absolute error
-// < 1.5e-7): erf(u) = 1 - t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) e^(-u²), t = 1/(1 + p u)
-// for u >= 0, odd in u. NaN stays NaN.
-inline Reg gelu_erf(Reg z) {
-  const Reg u = vmul(vabs(z), vset1(0.70710678118654752f));
-  const Reg t = vdiv(vset1(1.0f), vfmadd(u, vset1(0.3275911f), vset1(1.0f)));
-  Reg poly = vset1(1.061405429f);
-  poly = vfmadd(poly, t, vset1(-1.453152027f));
-  poly = vfmadd(poly, t, vset1(1.421413741f));
-  poly = vfmadd(poly, t, vset1(-0.284496736f));
-  poly = vfmadd(poly, t, vset1(0.254829592f));
-  poly = vmul(poly, t);
-  // e^(-u²) = 2^(-u² log2 e): the argument is <= 0, as vexp2 needs.
-  const Reg gauss = vexp2(vmul(vmul(u, u), vset1(-1.44269504088896341f)));
-  const Reg erf_abs = vsub(vset1(1.0f), vmul(poly, gauss));
-  const Reg one_plus_erf = vadd(vset1(1.0f), vcopysign(erf_abs, z));
-  return vmul(vmul(vset1(0.5f), z), one_plus_erf);
-}
-
-// The epilogue of one vector of accumulators; `old` is y's value (add_residual only).
-inline Reg sparse_gemm_finish(Reg acc, Reg old, SparseGemmEpilogue epilogue) {
-  switch (epilogue) {
-    case SparseGemmEpilogue::gelu_erf: return gelu_erf(acc);
-    case SparseGemmEpilogue::add_residual: return vadd(old, acc);
-    default: return acc;
-  }
-}
 
 // Stores row `acc` ([kRegs] vectors: outputs c0 .. c0 + kRegs * kLanes) of token row y,
 // through a buffer where the block's last outputs do not exist.
@@ -45,7 +17,7 @@ inline void sparse_gemm_store(const SparseGemmPanel& panel, const Reg* acc, floa
     for (int v = 0; v < kRegs; ++v) {
       float* at = y_row + c0 + v * kLanes;
       const Reg old = panel.epilogue == SparseGemmEpilogue::add_residual ? vload(at) : vzero();
-      vstore(at, sparse_gemm_finish(acc[v], old, panel.epilogue));
+      vstore(at, apply_epilogue(acc[v], old, panel.epilogue));
     }
     return;
   }
@@ -53,7 +25,7 @@ inline void sparse_gemm_store(const SparseGemmPanel& panel, const Reg* acc, floa
   for (int i = 0; i < valid; ++i) buffer[i] = y_row[c0 + i];
   for (int v = 0; v < kRegs; ++v) {
     const Reg old = vload(buffer + v * kLanes);
-    vstore(buffer + v * kLanes, sparse_gemm_finish(acc[v], old, panel.epilogue));
+    vstore(buffer + v * kLanes, apply_epilogue(acc[v], old, panel.epilogue));
   }
   for (int i = 0; i < valid; ++i) y_row[c0 + i] = buffer[i];
 }
@@ -145,7 +117,7 @@ inline void sparse_gemm_row_tile(const SparseGemmPanel& panel, int64_t t0, int r
     const int64_t count = panel.tokens - first < kLanes ? panel.tokens - first : kLanes;
     float* y = panel.y + first * panel.y_stride + row;
     for (int l = 0; l < kLanes; ++l) lanes[l] = l < count ? y[l * panel.y_stride] : 0.0f;
-    vstore(lanes, sparse_gemm_finish(acc[i], vload(lanes), panel.epilogue));
+    vstore(lanes, apply_epilogue(acc[i], vload(lanes), panel.epilogue));
     for (int l = 0; l < count; ++l) y[l * panel.y_stride] = lanes[l];
   }
 }

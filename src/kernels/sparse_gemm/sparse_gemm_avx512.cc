@@ -9,6 +9,7 @@
 #define DFSS_KERNEL_NS avx512
 #include "kernels/simd/vec_avx512-inl.h"
 // clang-format off
+#include "kernels/simd/epilogue-inl.h"
 #include "kernels/sparse_gemm/sparse_gemm-inl.h"
 // clang-format on
 

@@ -5,10 +5,11 @@
 #include <cstdint>
 
 #include "dfss/cpu.h"
+#include "kernels/fused_epilogue.h"
 
 namespace dfss::kernels {
 
-enum class SparseGemmEpilogue { none, gelu_erf, add_residual };
+using SparseGemmEpilogue = FusedEpilogue;
 
 // y[t][r] (r < outputs) for t < tokens, of one block of `block_rows` output rows:
 //   acc = bias[r]; acc = fma(x[t][columns[j]], values[j][r], acc) for j = 0 .. kept - 1

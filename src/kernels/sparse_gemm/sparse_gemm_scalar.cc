@@ -8,6 +8,7 @@
 #define DFSS_KERNEL_NS scalar
 #include "kernels/simd/vec_scalar-inl.h"
 // clang-format off
+#include "kernels/simd/epilogue-inl.h"
 #include "kernels/sparse_gemm/sparse_gemm-inl.h"
 // clang-format on
 

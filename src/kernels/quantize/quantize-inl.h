@@ -1,0 +1,106 @@
+// The int8 linear layers' quantize and dequantize kernels, written once on the vector
+// operations of the including translation unit (DFSS_KERNEL_NS, its vec_*-inl.h and
+// simd/epilogue-inl.h). Every lane does the same IEEE operations in the same order on every
+// ISA (no FMA contraction: the build is ISO C++), so the results are the same bits.
+
+namespace dfss::kernels::DFSS_KERNEL_NS {
+
+// Rounds whole-number-or-not v in [0, 2^22) to the nearest integer, ties to even: adding
+// 1.5 · 2^23 leaves no fraction bits, subtracting it back is exact.
+inline Reg round_small(Reg v) {
+  const Reg magic = vset1(12582912.0f);
+  return vsub(vadd(v, magic), magic);
+}
+
+inline void quantize_row(const QuantizeRow& row) {
+  const float* x = row.x;
+  const int64_t cols = row.cols;
+  const int64_t whole = cols - cols % kLanes;
+  // Padding lanes hold 0, which the range includes anyway.
+  float tail[kLanes] = {};
+  for (int64_t c = whole; c < cols; ++c) tail[c - whole] = x[c];
+
+  Reg lo = vzero(), hi = vzero(), not_finite = vzero();  // x − x: NaN for NaN and ±inf
+  const auto scan = [&](Reg v) {
+    lo = vmin(lo, v);
+    hi = vmax(hi, v);
+    not_finite = vadd(not_finite, vsub(v, v));
+  };
+  for (int64_t c = 0; c < whole; c += kLanes) scan(vload(x + c));
+  if (whole < cols) scan(vload(tail));
+
+  float lanes[kLanes];
+  vstore(lanes, not_finite);
+  bool finite = true;
+  for (float v : lanes) finite = finite && v == 0.0f;
+  vstore(lanes, lo);
+  float low = 0.0f;
+  for (float v : lanes) low = v < low ? v : low;
+  vstore(lanes, hi);
+  float high = 0.0f;
+  for (float v : lanes) high = v > high ? v : high;
+  if (!finite) {
+    *row.scale = std::numeric_limits<float>::quiet_NaN();
+    *row.zero_point = 0;
+    for (int64_t c = 0; c < cols; ++c) row.q[c] = 0;
+    return;
+  }
+  // Each bound divided first: high − low may overflow.
+  float scale = high / 255.0f - low / 255.0f;
+  // A row of zeros, or one so small that 1 / scale would overflow: all its q are zero_point.
+  if (!(scale >= std::numeric_limits<float>::min())) scale = 1.0f;
+  const float inverse = 1.0f / scale;
+  float zero_point = std::nearbyint(-low * inverse);
+  zero_point = zero_point < 0.0f ? 0.0f : zero_point > 255.0f ? 255.0f : zero_point;
+  *row.scale = scale;
+  *row.zero_point = static_cast<int32_t>(zero_point);
+
+  const Reg inverse_v = vset1(inverse), zero_point_v = vset1(zero_point);
+  const Reg floor_v = vzero(), ceiling_v = vset1(255.0f);
+  const auto quantize = [&](Reg v) {
+    const Reg shifted = vadd(vmul(v, inverse_v), zero_point_v);
+    return round_small(vmin(vmax(shifted, floor_v), ceiling_v));
+  };
+  for (int64_t c = 0; c < whole; c += kLanes) vstore_u8(row.q + c, quantize(vload(x + c)));
+  if (whole < cols) {
+    uint8_t bytes[kLanes];
+    vstore_u8(bytes, quantize(vload(tail)));
+    for (int64_t c = whole; c < cols; ++c) row.q[c] = bytes[c - whole];
+  }
+}
+
+inline void dequantize_row(const DequantizeRow& row) {
+  const Reg row_scale = vset1(row.row_scale);
+  const Reg zero_point = vset1(static_cast<float>(row.zero_point));
+  const auto finish = [&](const int32_t* acc, const float* col_scale, const float* col_sum,
+                          const float* bias, float* y) {
+    const Reg centered = vsub(vload_int32(acc), vmul(zero_point, vload(col_sum)));
+    const Reg result = vfmadd(centered, vmul(row_scale, vload(col_scale)), vload(bias));
+    const Reg old = row.epilogue == FusedEpilogue::add_residual ? vload(y) : vzero();
+    vstore(y, apply_epilogue(result, old, row.epilogue));
+  };
+  const int64_t cols = row.cols;
+  const int64_t whole = cols - cols % kLanes;
+  for (int64_t c = 0; c < whole; c += kLanes) {
+    finish(row.acc + c, row.col_scale + c, row.col_sum + c, row.bias + c, row.y + c);
+  }
+  if (whole == cols) return;
+  // The last columns through buffers, padded with zeros.
+  int32_t acc[kLanes] = {};
+  float col_scale[kLanes] = {}, col_sum[kLanes] = {}, bias[kLanes] = {}, y[kLanes] = {};
+  for (int64_t c = whole; c < cols; ++c) {
+    acc[c - whole] = row.acc[c];
+    col_scale[c - whole] = row.col_scale[c];
+    col_sum[c - whole] = row.col_sum[c];
+    bias[c - whole] = row.bias[c];
+    y[c - whole] = row.y[c];
+  }
+  finish(acc, col_scale, col_sum, bias, y);
+  for (int64_t c = whole; c < cols; ++c) row.y[c] = y[c - whole];
+}
+
+inline QuantizeKernels make_quantize_kernels(const char* name) {
+  return QuantizeKernels{name, &quantize_row, &dequantize_row};
+}
+
+}  // namespace dfss::kernels::DFSS_KERNEL_NS

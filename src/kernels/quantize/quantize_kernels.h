@@ -1,0 +1,54 @@
+// Interface between the int8 linear layers (src/model/quantized_linear.*) and their per-ISA
+// kernels: quantizing one row of activations to u8, and turning one row of int32 GEMM
+// results back into fp32 with the layer's bias and fused epilogue.
+#pragma once
+
+#include <cstdint>
+
+#include "dfss/cpu.h"
+#include "kernels/fused_epilogue.h"
+
+namespace dfss::kernels {
+
+// Asymmetric u8 quantization of one row x[0 .. cols), so that x ≈ scale · (q − zero_point):
+//   lo = min(0, min x), hi = max(0, max x), scale = hi / 255 − lo / 255 (1 when that is
+//   below FLT_MIN: such a row quantizes to zero_point, i.e. to 0),
+//   zero_point = round(−lo / scale), q = round(clamp(x / scale + zero_point, 0, 255))
+// with x / scale computed as x · (1 / scale) and rounding half to even. 0 is exact. A row
+// with a NaN or an infinity gets scale NaN and q = 0, so that its results are NaN.
+struct QuantizeRow {
+  const float* x;
+  int64_t cols;
+  uint8_t* q;
+  float* scale;
+  int32_t* zero_point;
+};
+
+// y[c] = epilogue(row_scale · col_scale[c] · (acc[c] − zero_point · col_sum[c]) + bias[c]),
+// computed as fma(float(acc[c]) − float(zero_point) · col_sum[c], row_scale · col_scale[c],
+// bias[c]) for c < cols: the result of x · Wᵀ + b for a row quantized as above and weights
+// W[c] ≈ col_scale[c] · Wq[c] with col_sum[c] = Σ Wq[c].
+struct DequantizeRow {
+  const int32_t* acc;
+  int64_t cols;
+  float row_scale;
+  int32_t zero_point;
+  const float* col_scale;
+  const float* col_sum;
+  const float* bias;
+  float* y;
+  FusedEpilogue epilogue;
+};
+
+struct QuantizeKernels {
+  const char* name;
+  void (*quantize_row)(const QuantizeRow& row);
+  void (*dequantize_row)(const DequantizeRow& row);
+};
+
+const QuantizeKernels& quantize_kernels(Isa isa);  // isa already resolved and supported
+const QuantizeKernels& quantize_kernels_scalar();
+const QuantizeKernels& quantize_kernels_avx2();
+const QuantizeKernels& quantize_kernels_avx512();
+
+}  // namespace dfss::kernels

@@ -1,0 +1,61 @@
+// An int8 linear layer y = x Wᵀ + b: W quantized once at load to signed 7-bit integers with
+// one scale per output row; x quantized at every call to u8 with one scale and zero point per
+// token (dynamic quantization); oneDNN's u8·s8 → s32 GEMM in between; bias and the epilogue
+// fused into the dequantization, in fp32.
+//
+// Why 7 bits for the weights: without VNNI (AVX2, AVX-512 before Cascade Lake), the int8
+// GEMM multiplies u8 by s8 in pairs summed into int16 (vpmaddubsw), which saturates for
+// 255·127·2; with |Wq| <= 63 it cannot. The int32 results are then exact on every CPU, so
+// an int8 model gives the same embeddings on every x86-64 machine.
+#pragma once
+
+#include <cstdint>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dfss/cpu.h"
+#include "model/linear.h"
+
+namespace dfss::model {
+
+inline constexpr int kInt8WeightMax = 63;
+
+// Weights [out_features, in_features] quantized per output row: row r is
+// scale[r] · q[r][·] with scale[r] = max |W[r][·]| / kInt8WeightMax (1 for a zero row) and
+// q = round(W / scale) (half to even). Throws InvalidArgument naming `name` for a
+// non-finite weight.
+struct QuantizedWeights {
+  std::vector<int8_t> q;
+  std::vector<float> scale;
+  std::vector<float> row_sum;  // Σ q[r][·], for the activations' zero points
+};
+QuantizedWeights quantize_weights(std::span<const float> weight, int64_t out_features,
+                                  int64_t in_features, const std::string& name);
+
+class QuantizedLinear {
+ public:
+  // As Linear's constructor; `weight` is quantized here and not kept, `bias` must outlive
+  // the layer.
+  QuantizedLinear(const dnnl::engine& engine, std::span<const float> weight,
+                  std::span<const float> bias, int64_t out_features, int64_t in_features,
+                  LinearEpilogue epilogue, std::string name);
+
+  QuantizedLinear(QuantizedLinear&&) = delete;  // gemm_ points into weights_
+
+  // As Linear::run; `threads` (0: OpenMP's default) and `isa` (Isa::automatic: the best) run the
+  // quantize and dequantize kernels.
+  void run(dnnl::stream& stream, const float* x, int64_t rows, float* y, int threads,
+           Isa isa) const;
+
+ private:
+  QuantizedWeights weights_;
+  std::span<const float> bias_;
+  int64_t out_features_, in_features_;
+  LinearEpilogue epilogue_;
+  std::string name_;
+  Linear gemm_;
+};
+
+}  // namespace dfss::model
