@@ -219,12 +219,19 @@ TEST(BlockSparseModel, RefusesMalformedFiles) {
   refused(query_only, query_meta, "query, key and value must all be block-sparse");
 }
 
-TEST(BlockSparseModel, CliWeightsOption) {
+// A tiny model, two texts, and the CLI arguments naming them.
+class CliOnTinyModel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    test::write_file(dir.file("texts.txt"), "the cat sat\na big red ball\n");
+  }
   TinyBert model;
   test::TempDir dir;
-  test::write_file(dir.file("texts.txt"), "the cat sat\na big red ball\n");
   const std::string common =
       "--model '" + model.dir() + "' --max-len 40 --input '" + dir.file("texts.txt") + "'";
+};
+
+TEST_F(CliOnTinyModel, WeightsOption) {
   const CliResult ok =
       run_cli(dir, "embed " + common + " --weights 1:2x16 --output '" + dir.file("e.npy") + "'");
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
@@ -243,12 +250,7 @@ TEST(BlockSparseModel, CliWeightsOption) {
   EXPECT_NE(indivisible.err.find("multiple of M"), std::string::npos) << indivisible.err;
 }
 
-TEST(Int8Model, CliPrecisionOption) {
-  TinyBert model;
-  test::TempDir dir;
-  test::write_file(dir.file("texts.txt"), "the cat sat\na big red ball\n");
-  const std::string common =
-      "--model '" + model.dir() + "' --max-len 40 --input '" + dir.file("texts.txt") + "'";
+TEST_F(CliOnTinyModel, PrecisionOption) {
   const CliResult ok =
       run_cli(dir, "embed " + common + " --precision int8 --output '" + dir.file("e.npy") + "'");
   EXPECT_EQ(ok.exit_code, 0) << ok.err;

@@ -127,7 +127,7 @@ void run_bench_gemm(const BenchGemmArgs& args, Isa isa) {
   std::printf("cpu: %s\npeak (FMA loop, %d threads): fp32 %.1f GFLOP/s\n", cpu_model_name().c_str(),
               threads, peak);
   std::printf("GFLOP/s counts dense-equivalent work (2 x tokens x IN x OUT) for every case.\n");
-  std::printf("%-10s %-14s %-7s %6s %10s %9s %7s %9s %10s\n", "IN:OUT", "weights", "isa", "zeros",
+  std::printf("%-10s %-14s %-11s %6s %10s %9s %7s %9s %10s\n", "IN:OUT", "weights", "isa", "zeros",
               "median ms", "GFLOP/s", "%peak", "vs dense", "max err");
 
   const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
@@ -203,7 +203,7 @@ void run_bench_gemm(const BenchGemmArgs& args, Isa isa) {
       const double ms = median(c.ms);
       const double gflops = flops / (ms * 1e6);
       const std::string shape_name = std::to_string(shape.in) + ":" + std::to_string(shape.out);
-      std::printf("%-10s %-14s %-7s %5.0f%% %10.3f %9.1f %6.1f%% %8.2fx %10.1e\n",
+      std::printf("%-10s %-14s %-11s %5.0f%% %10.3f %9.1f %6.1f%% %8.2fx %10.1e\n",
                   shape_name.c_str(), c.name.c_str(), c.isa.c_str(), 100.0 * c.sparsity, ms, gflops,
                   100.0 * gflops / peak, dense_ms / ms, c.max_rel_err);
       results.push_back({{"in", shape.in},

@@ -4,15 +4,21 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
+#include <memory>
+#include <mutex>
 #include <utility>
 
 #include "core/thread_probe.h"
 #include "dfss/errors.h"
 #include "kernels/quantize/quantize_kernels.h"
 #include "model/memory_guard.h"
+#include "model/thread_count_scope.h"
 
 namespace dfss::model {
 namespace {
+
+constexpr int64_t kPanelRows = 128;
 
 kernels::FusedEpilogue kernel_epilogue(LinearEpilogue epilogue) {
   switch (epilogue) {
@@ -63,46 +69,75 @@ QuantizedLinear::QuantizedLinear(const dnnl::engine& engine, std::span<const flo
       in_features_(in_features),
       epilogue_(epilogue),
       name_(name),
+      engine_(engine),
       gemm_(engine, weights_.q, out_features, in_features, std::move(name)) {}
 
-void QuantizedLinear::run(dnnl::stream& stream, const float* x, int64_t rows, float* y, int threads,
-                          Isa isa) const {
+void QuantizedLinear::run(dnnl::stream& /*stream*/, const float* x, int64_t rows, float* y,
+                          int threads, Isa isa) const {
   if (rows == 0) return;
+  const int wanted = threads > 0 ? threads : std::max(1, omp_get_max_threads());
+  // Each thread takes panels of rows through all three steps on its own: quantize, a
+  // one-thread oneDNN GEMM, dequantize. A panel's u8 activations and int32 results stay in
+  // that core's cache, and no step waits for the others' threads. (On 2 Zen 3 cores, each
+  // step over a whole 4096-row batch made the layer 1.0-1.55x oneDNN's fp32 GEMM; in
+  // panels, 1.5-1.8x.)
+  const int64_t panel = std::clamp<int64_t>((rows + wanted - 1) / wanted, 1, kPanelRows);
+  const int64_t panels = (rows + panel - 1) / panel;
+  const int team = static_cast<int>(std::min<int64_t>(wanted, panels));
+  detail::require_threads(team, "threads " + std::to_string(team));  // libgomp would exit
+  const auto cells = [](int64_t a, int64_t b) { return static_cast<size_t>(a * b); };
+  // Per thread, not zero-filled: every entry is written before it is read.
+  const size_t x_cells = cells(panel, in_features_), acc_cells = cells(panel, out_features_);
   const auto allocate = [&](const char* what, size_t bytes, auto make) {
     return naming_allocation_failures(
         std::string("allocating the ") + what + " of " + name_ + " (" + megabytes(bytes) + ")",
         make);
   };
-  const auto cells = [](int64_t a, int64_t b) { return static_cast<size_t>(a * b); };
-  std::vector<uint8_t> x_q = allocate("quantized activations", cells(rows, in_features_), [&] {
-    return std::vector<uint8_t>(cells(rows, in_features_));
+  const auto x_q = allocate("quantized activations", x_cells * team, [&] {
+    return std::unique_ptr<uint8_t[]>(new uint8_t[x_cells * team]);
   });
-  std::vector<int32_t> acc =
-      allocate("int32 results", cells(rows, out_features_) * sizeof(int32_t),
-               [&] { return std::vector<int32_t>(cells(rows, out_features_)); });
-  std::vector<float> row_scale(static_cast<size_t>(rows));
-  std::vector<int32_t> row_zero_point(static_cast<size_t>(rows));
+  const auto acc = allocate("int32 results", acc_cells * team * sizeof(int32_t), [&] {
+    return std::unique_ptr<int32_t[]>(new int32_t[acc_cells * team]);
+  });
+  std::vector<float> row_scale(cells(panel, team));
+  std::vector<int32_t> row_zero_point(cells(panel, team));
 
   const kernels::QuantizeKernels& kernels = kernels::quantize_kernels(resolve_isa(isa));
-  const int wanted = threads > 0 ? threads : std::max(1, omp_get_max_threads());
-  const int team = static_cast<int>(std::min<int64_t>(wanted, rows));
-  detail::require_threads(team, "threads " + std::to_string(team));  // libgomp would exit
-
-#pragma omp parallel for num_threads(team) schedule(static)
-  for (int64_t t = 0; t < rows; ++t) {
-    kernels.quantize_row({x + t * in_features_, in_features_, x_q.data() + t * in_features_,
-                          &row_scale[static_cast<size_t>(t)],
-                          &row_zero_point[static_cast<size_t>(t)]});
-  }
-  gemm_.run(stream, x_q.data(), rows, acc.data());
   const kernels::FusedEpilogue epilogue = kernel_epilogue(epilogue_);
-#pragma omp parallel for num_threads(team) schedule(static)
-  for (int64_t t = 0; t < rows; ++t) {
-    kernels.dequantize_row(
-        {acc.data() + t * out_features_, out_features_, row_scale[static_cast<size_t>(t)],
-         row_zero_point[static_cast<size_t>(t)], weights_.scale.data(), weights_.row_sum.data(),
-         bias_.data(), y + t * out_features_, epilogue});
+  // An exception must not leave an OpenMP region: the first is kept and rethrown.
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+#pragma omp parallel num_threads(team)
+  {
+    const int thread = omp_get_thread_num();
+    uint8_t* q = x_q.get() + x_cells * thread;
+    int32_t* a = acc.get() + acc_cells * thread;
+    float* scale = row_scale.data() + panel * thread;
+    int32_t* zero_point = row_zero_point.data() + panel * thread;
+    try {
+      // oneDNN inside this region: one thread, on a stream of this thread's own.
+      const ThreadCountScope one_thread(1);
+      dnnl::stream stream(engine_);
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < panels; ++p) {
+        const int64_t first = p * panel, count = std::min(panel, rows - first);
+        for (int64_t t = 0; t < count; ++t) {
+          kernels.quantize_row({x + (first + t) * in_features_, in_features_, q + t * in_features_,
+                                scale + t, zero_point + t});
+        }
+        gemm_.run(stream, q, count, a);
+        for (int64_t t = 0; t < count; ++t) {
+          kernels.dequantize_row({a + t * out_features_, out_features_, scale[t], zero_point[t],
+                                  weights_.scale.data(), weights_.row_sum.data(), bias_.data(),
+                                  y + (first + t) * out_features_, epilogue});
+        }
+      }
+    } catch (...) {
+      const std::lock_guard lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+    }
   }
+  if (failure) std::rethrow_exception(failure);
 }
 
 }  // namespace dfss::model

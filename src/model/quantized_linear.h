@@ -44,8 +44,9 @@ class QuantizedLinear {
 
   QuantizedLinear(QuantizedLinear&&) = delete;  // gemm_ points into weights_
 
-  // As Linear::run; `threads` (0: OpenMP's default) and `isa` (Isa::automatic: the best) run the
-  // quantize and dequantize kernels.
+  // As Linear::run; `threads` (0: OpenMP's default) run it, `isa` (Isa::automatic: the
+  // best) picks the quantize and dequantize kernels. `stream` is unused: each thread runs
+  // oneDNN on a stream of its own.
   void run(dnnl::stream& stream, const float* x, int64_t rows, float* y, int threads,
            Isa isa) const;
 
@@ -55,6 +56,7 @@ class QuantizedLinear {
   int64_t out_features_, in_features_;
   LinearEpilogue epilogue_;
   std::string name_;
+  dnnl::engine engine_;
   Linear gemm_;
 };
 
