@@ -34,6 +34,8 @@ def parse_args():
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--calibration-texts", type=int, default=128)
+    parser.add_argument("--layers", default="all",
+                        help="linear layers to prune (python -m dfss.prune --layers)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "prune")
@@ -46,13 +48,16 @@ def main():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from dfss.finetune import data
     from dfss.prune import __main__ as prune
-    from dfss.prune.masks import parse_pattern
+    from dfss.prune.masks import parse_layer_kinds, parse_pattern
 
+    layers = parse_layer_kinds(args.layers)
     args.out.mkdir(parents=True, exist_ok=True)
     runs = []
     for text in args.patterns.split(","):
         pattern = parse_pattern(text)
         name = str(pattern).replace(":", "-")
+        if args.layers != "all":
+            name += "-" + args.layers.replace(",", "_")
         for method in args.methods.split(","):
             runs.append((pattern, method, 0, args.out / f"{name}-{method}.json", None))
         for steps in (int(text) for text in args.distill_steps.split(",")):
@@ -67,7 +72,7 @@ def main():
         for pattern, method, steps, path, folder in todo:
             print(f"+ {pattern} {method} distill {steps}", file=sys.stderr, flush=True)
             run_args = argparse.Namespace(
-                model=args.model, pattern=pattern, method=method,
+                model=args.model, pattern=pattern, method=method, layers=layers,
                 calibration_texts=args.calibration_texts, distill_steps=steps,
                 batch_size=args.batch_size, lr=args.lr, max_length=args.max_length,
                 seed=args.seed, out=folder, no_progress=True)
@@ -91,7 +96,9 @@ def main():
             print(dense_row)
         m = record["distilled"] if steps else record["one_shot"]
         label = f"{method} + distill {steps} steps" if steps else f"{method}, one-shot"
-        print(f"| {pattern} | {100 * pattern.sparsity:.0f} % | {label} | {100 * m['mrr@10']:.1f} | "
+        weights = str(pattern) if args.layers == "all" else f"{pattern} ({args.layers} only)"
+        zeros = record.get("zeros_fraction", pattern.sparsity)
+        print(f"| {weights} | {100 * zeros:.0f} % | {label} | {100 * m['mrr@10']:.1f} | "
               f"{100 * m['r@1']:.1f} | {100 * m['topic_knn@10']:.1f} | "
               f"{m['cosine_to_dense_mean']:.4f}, {m['cosine_to_dense_min']:.4f} | "
               f"{m['p_vs_dense']:.2g} |")

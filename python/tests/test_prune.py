@@ -114,6 +114,57 @@ def test_prune_distill_export_round_trip(tiny_model, tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "e.npy"), ours, atol=2e-5)
 
 
+def test_layer_kinds():
+    assert masks.parse_layer_kinds("all") == ("qkv", "attention-output", "ffn-in", "ffn-out")
+    assert masks.parse_layer_kinds("ffn") == ("ffn-in", "ffn-out")
+    assert masks.parse_layer_kinds("ffn-out, qkv,ffn-out") == ("ffn-out", "qkv")
+    for bad in ("", "query", "ffn,mlp", None):
+        with pytest.raises(ValueError, match="layers: expected all, ffn, attention"):
+            masks.parse_layer_kinds(bad)
+
+
+def test_prune_only_some_layers(tiny_model, tmp_path):
+    """--layers ffn prunes the feed-forward layers only; the C++ runtime runs them block-sparse
+    and the attention layers dense, and gives transformers' embeddings."""
+    out = tmp_path / "ffn"
+    _prune_cli(["--model", str(tiny_model), "--pattern", "1:4x16", "--method", "magnitude",
+                "--layers", "ffn", "--max-length", "48", "--test-limit", "8", "--threads", "1",
+                "--out", str(out), "--json", str(tmp_path / "r.json"), "--no-eval"])
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["layers"] == ["ffn-in", "ffn-out"]
+    model = transformers.AutoModel.from_pretrained(out).eval()
+    linears = masks.linear_layers(model)
+    total = sum(layer.weight.numel() for layer in linears.values())
+    ffn = sum(layer.weight.numel() for name, layer in linears.items()
+              if name.endswith(("intermediate.dense", ".output.dense"))
+              and "attention" not in name)
+    assert record["zeros_fraction"] == pytest.approx(0.75 * ffn / total)
+    for name, layer in linears.items():
+        zeros = (layer.weight == 0).float().mean().item()
+        if name.endswith("intermediate.dense") or (name.endswith("output.dense")
+                                                   and "attention" not in name):
+            assert zeros >= 0.75, name
+        else:
+            assert zeros < 0.01, name
+    dfss_cli = REPO / "build" / "dfss"
+    if not dfss_cli.exists():
+        pytest.skip("build/dfss not built")
+    from dfss.finetune import evaluate
+
+    texts = ["an article about rivers", "a film by a famous director"]
+    (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n")
+    result = subprocess.run([str(dfss_cli), "eval", "embed", "--model", str(out), "--input",
+                             str(tmp_path / "texts.txt"), "--attention", "dense", "--reps", "1"],
+                            check=True, capture_output=True, text=True)
+    assert "weights 1:4x16 (4/12 linears)" in result.stdout, result.stdout
+    subprocess.run([str(dfss_cli), "embed", "--model", str(out), "--input",
+                    str(tmp_path / "texts.txt"), "--output", str(tmp_path / "e.npy")],
+                   check=True, capture_output=True)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+    ours = evaluate.embed(model, tokenizer, texts, max_length=48)
+    np.testing.assert_allclose(np.load(tmp_path / "e.npy"), ours, atol=2e-5)
+
+
 def test_prune_errors(tiny_model, tmp_path):
     base = ["--model", str(tiny_model), "--test-limit", "8", "--train-limit", "8"]
     cases = [
@@ -121,6 +172,7 @@ def test_prune_errors(tiny_model, tmp_path):
         (["--pattern", "1:3x16"], "not a multiple of M"),
         (["--pattern", "2:4", "--distill-steps", "-1"], "--distill-steps: expected an int >= 0"),
         (["--pattern", "2:4", "--batch-size", "0"], "--batch-size: expected an int >= 1"),
+        (["--pattern", "2:4", "--layers", "mlp"], "--layers: expected all, ffn, attention"),
         (["--pattern", "2:4", "--distill-steps", "1", "--batch-size", "99"], "batch_size <="),
     ]
     for extra, message in cases:

@@ -21,13 +21,16 @@ import numpy as np
 
 
 def parse_args(argv):
-    from .masks import parse_pattern
+    from .masks import parse_layer_kinds, parse_pattern
 
     parser = argparse.ArgumentParser(prog="python -m dfss.prune",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="Hugging Face model folder (BERT family)")
     parser.add_argument("--pattern", required=True, help="N:MxV, e.g. 2:4x16 (V defaults to 16)")
     parser.add_argument("--method", choices=("magnitude", "wanda"), default="wanda")
+    parser.add_argument("--layers", default="all",
+                        help="which linear layers to prune (the others stay dense): all, ffn, "
+                             "attention, or a comma list of qkv, attention-output, ffn-in, ffn-out")
     parser.add_argument("--calibration-texts", type=int, default=128, metavar="N",
                         help="wiki training texts whose activations weigh the columns (wanda)")
     parser.add_argument("--distill-steps", type=int, default=0, help="0: one-shot pruning only")
@@ -46,6 +49,7 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     try:
         args.pattern = parse_pattern(args.pattern)
+        args.layers = parse_layer_kinds(args.layers)
     except ValueError as e:
         parser.error(f"--{e}")
     for name in ("distill_steps", "threads"):
@@ -109,13 +113,18 @@ def prune_one(args, teacher, tokenizer, task, dense: dict | None, norms=None) ->
     student = copy.deepcopy(teacher)
     texts = [p.document for p in task.train] + [p.query for p in task.train]
     record = {"model": str(args.model), "pattern": str(args.pattern), "method": args.method,
+              "layers": list(args.layers),
               "calibration_texts": args.calibration_texts, "distill_steps": args.distill_steps,
               "batch_size": args.batch_size, "lr": args.lr, "max_length": args.max_length,
               "seed": args.seed, "threads": torch.get_num_threads()}
     if args.method == "wanda" and norms is None:
         norms = masks.activation_norms(teacher, tokenizer, texts[:args.calibration_texts],
                                        args.max_length)
-    kept = masks.prune(student, args.pattern, args.method, norms)
+    kept = masks.prune(student, args.pattern, args.method, norms, args.layers)
+    linears = masks.linear_layers(student)
+    total = sum(layer.weight.numel() for layer in linears.values())
+    record["zeros_fraction"] = args.pattern.sparsity * sum(
+        linears[name].weight.numel() for name in kept) / total
     if dense is not None:
         record["dense"] = dense["metrics"]
         record["one_shot"] = metrics_of(embed_test(student, tokenizer, task, args.max_length),

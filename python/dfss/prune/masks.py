@@ -19,6 +19,27 @@ LINEAR_PARTS = ("attention.self.query", "attention.self.key", "attention.self.va
                 "attention.output.dense", "intermediate.dense", "output.dense")
 _LAYER_NAME = re.compile(r"^encoder\.layer\.\d+\.(" + "|".join(map(re.escape, LINEAR_PARTS)) +
                          r")$")
+# Which parts `prune(layers=...)` can keep dense, by kind. Q, K and V go together: dfss's
+# runtime stacks them into one block-sparse QKV layer.
+LAYER_KINDS = {"qkv": LINEAR_PARTS[:3], "attention-output": LINEAR_PARTS[3:4],
+               "ffn-in": LINEAR_PARTS[4:5], "ffn-out": LINEAR_PARTS[5:6]}
+_KIND_GROUPS = {"all": tuple(LAYER_KINDS), "ffn": ("ffn-in", "ffn-out"),
+                "attention": ("qkv", "attention-output")}
+
+
+def parse_layer_kinds(text: str) -> tuple[str, ...]:
+    """"all", "ffn", "attention", or a comma list of qkv, attention-output, ffn-in, ffn-out."""
+    kinds = []
+    for item in (text.split(",") if isinstance(text, str) else [None]):
+        item = item.strip() if item is not None else None
+        if item in _KIND_GROUPS:
+            kinds += _KIND_GROUPS[item]
+        elif item in LAYER_KINDS:
+            kinds.append(item)
+        else:
+            raise ValueError(f"layers: expected all, ffn, attention or a comma list of "
+                             f"{', '.join(LAYER_KINDS)}, got {text!r}")
+    return tuple(dict.fromkeys(kinds))
 
 
 @dataclass(frozen=True)
@@ -123,15 +144,20 @@ def activation_norms(model, tokenizer, texts: list[str], max_length: int = 256,
 
 @torch.no_grad()
 def prune(model, pattern: BlockPattern, method: str = "magnitude",
-          norms: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """Zeroes the pruned weights of every prunable layer in place; returns the kept columns
-    (block_columns) by layer name. method "wanda" needs `norms` (activation_norms)."""
+          norms: dict[str, torch.Tensor] | None = None,
+          layers: tuple[str, ...] = tuple(LAYER_KINDS)) -> dict[str, torch.Tensor]:
+    """Zeroes the pruned weights of every prunable layer of the `layers` kinds (LAYER_KINDS) in
+    place; returns the kept columns (block_columns) by layer name. method "wanda" needs `norms`
+    (activation_norms)."""
+    parts = {part for kind in layers for part in LAYER_KINDS[kind]}
     if method not in ("magnitude", "wanda"):
         raise ValueError(f"method: expected magnitude or wanda, got {method!r}")
     if method == "wanda" and norms is None:
         raise ValueError("method wanda: needs the activation norms of calibration text")
     kept = {}
     for name, layer in linear_layers(model).items():
+        if _LAYER_NAME.match(name)[1] not in parts:
+            continue
         scale = norms[name] if method == "wanda" else None
         columns = block_columns(layer.weight, pattern, scale)
         layer.weight.mul_(mask_from_columns(columns, *layer.weight.shape, pattern).to(
