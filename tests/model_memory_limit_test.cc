@@ -133,6 +133,10 @@ TEST(ModelMemoryLimit, RealModelFailsCleanlyAtEveryLimit) {
   // With two threads oneDNN built the kernels on a worker thread (SIGSEGV, or SIGABRT when
   // the unwinder could not be loaded) unless dfss built them first.
   embed_under_limits(real.string(), limits(floor + 140000, floor + 200000, 12000), "--threads 2");
+  // int8 layers run oneDNN inside dfss's own OpenMP region: a failure on one thread must end
+  // the command cleanly, not hang the other.
+  embed_under_limits(real.string(), limits(floor + 140000, floor + 230000, 10000),
+                     "--threads 2 --precision int8");
 }
 
 TEST(ModelMemoryLimit, TinyModelFailsCleanlyAtEveryLimit) {

@@ -3,10 +3,12 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <utility>
 
 #include "core/thread_probe.h"
@@ -104,9 +106,12 @@ void QuantizedLinear::run(dnnl::stream& /*stream*/, const float* x, int64_t rows
 
   const kernels::QuantizeKernels& kernels = kernels::quantize_kernels(resolve_isa(isa));
   const kernels::FusedEpilogue epilogue = kernel_epilogue(epilogue_);
-  // An exception must not leave an OpenMP region: the first is kept and rethrown.
+  // An exception must not leave an OpenMP construct (a thread missing the loop's barrier
+  // would hang the others): each panel catches its own, the first is rethrown after the
+  // region, and the panels after it are skipped.
   std::exception_ptr failure;
   std::mutex failure_mutex;
+  std::atomic<bool> failed = false;
 #pragma omp parallel num_threads(team)
   {
     const int thread = omp_get_thread_num();
@@ -114,27 +119,30 @@ void QuantizedLinear::run(dnnl::stream& /*stream*/, const float* x, int64_t rows
     int32_t* a = acc.get() + acc_cells * thread;
     float* scale = row_scale.data() + panel * thread;
     int32_t* zero_point = row_zero_point.data() + panel * thread;
-    try {
-      // oneDNN inside this region: one thread, on a stream of this thread's own.
-      const ThreadCountScope one_thread(1);
-      dnnl::stream stream(engine_);
+    // oneDNN inside this region: one thread, on a stream of this thread's own.
+    const ThreadCountScope one_thread(1);
+    std::optional<dnnl::stream> stream;
 #pragma omp for schedule(static)
-      for (int64_t p = 0; p < panels; ++p) {
+    for (int64_t p = 0; p < panels; ++p) {
+      if (failed.load(std::memory_order_relaxed)) continue;
+      try {
+        if (!stream) stream.emplace(engine_);
         const int64_t first = p * panel, count = std::min(panel, rows - first);
         for (int64_t t = 0; t < count; ++t) {
           kernels.quantize_row({x + (first + t) * in_features_, in_features_, q + t * in_features_,
                                 scale + t, zero_point + t});
         }
-        gemm_.run(stream, q, count, a);
+        gemm_.run(*stream, q, count, a);
         for (int64_t t = 0; t < count; ++t) {
           kernels.dequantize_row({a + t * out_features_, out_features_, scale[t], zero_point[t],
                                   weights_.scale.data(), weights_.row_sum.data(), bias_.data(),
                                   y + (first + t) * out_features_, epilogue});
         }
+      } catch (...) {
+        const std::lock_guard lock(failure_mutex);
+        if (!failure) failure = std::current_exception();
+        failed = true;
       }
-    } catch (...) {
-      const std::lock_guard lock(failure_mutex);
-      if (!failure) failure = std::current_exception();
     }
   }
   if (failure) std::rethrow_exception(failure);
