@@ -364,9 +364,12 @@ TEST_P(BackwardGrid, FusedForwardThenFusedBackward) {
     attention_backward(s->q->view(), s->k->view(), s->v->view(), out.view(), s->d_out->view(),
                        lse.data(), g.dq.mutable_view(), g.dk.mutable_view(), g.dv.mutable_view(),
                        options);
-    // bf16 out rounds D = dO·O; the bf16-out cases carry that in their tolerance.
-    const double tolerance =
-        c.out == DType::bf16 ? tolerance_for(DType::bf16) : tolerance_for(c.grad);
+    // bf16 out rounds D = dO·O; the bf16-out cases carry that in their tolerance. So does
+    // the avx512_bf16 forward with bf16 inputs, which rounds P to bf16 for its vdpbf16ps P·V
+    // (docs/benchmarks.md): its out, and so D, is only as close as bf16.
+    const bool rounded_out =
+        c.out == DType::bf16 || (isa == Isa::avx512_bf16 && c.in == DType::bf16);
+    const double tolerance = rounded_out ? tolerance_for(DType::bf16) : tolerance_for(c.grad);
     const double floor = 0.01 * joint_scale(*s);
     EXPECT_TRUE(close_to(g.dq, s->dq, tolerance, floor)) << "dq on " << isa_name(isa);
     EXPECT_TRUE(close_to(g.dk, s->dk, tolerance, floor)) << "dk on " << isa_name(isa);

@@ -61,7 +61,11 @@ void run_case(const Case& c, Isa isa) {
   options.impl = AttentionImpl::reference;
   options.log_sum_exp = want_lse.data();
   attention(q.view(), k.view(), v.view(), want.mutable_view(), options);
-  const double tolerance = c.out_dtype == DType::bf16 ? 1e-2 : 2e-5;
+  // bf16 out rounds; so do the probabilities of P·V in avx512_bf16's tile kernels with bf16
+  // inputs (vdpbf16ps; docs/benchmarks.md), which take the rows when Lq × group is too many
+  // for the direct path. Either way the bound is about one bf16 ulp.
+  const bool rounds_probabilities = isa == Isa::avx512_bf16 && c.dtype == DType::bf16;
+  const double tolerance = c.out_dtype == DType::bf16 || rounds_probabilities ? 1e-2 : 2e-5;
   EXPECT_TRUE(all_close(out.values(), want.values(), tolerance));
   EXPECT_TRUE(all_close(lse, want_lse, 2e-5));
 }
