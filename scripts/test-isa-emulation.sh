@@ -36,6 +36,7 @@ filter+=':DecodeDirect.BitIdenticalForAnyThreadCount:Topk.*'
 filter+=':TinyEncoder.EmbeddingsAreUnitVectors:TinyEncoder.SparseAttentionChangesLongTexts'
 filter+=':SparseLinear.*:BlockSparseMatrix.*:BlockSparseModel.FileLayersMatchTheDenseRuntime*'
 filter+=':Quantize*:QuantizedLinear.*:TinyEncoder.Int8*'
+filter+=':RoundRowToBf16.*:Bf16Linear.*:TinyEncoder.Bf16*'
 filter+='-*StridedViewsMatchContiguous*'
 
 "$py" - "$work" <<'PY'

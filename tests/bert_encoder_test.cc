@@ -12,6 +12,7 @@
 #include "dfss/bert.h"
 #include "dfss/errors.h"
 #include "io/npy.h"
+#include "model/linear.h"
 #include "test_helpers.h"
 #include "tiny_bert.h"
 
@@ -236,11 +237,69 @@ TEST_F(TinyEncoder, Int8RefusesBlockSparseWeights) {
   }
   EXPECT_EQ(parse_precision("int8", "--precision"), Precision::int8);
   EXPECT_EQ(parse_precision("fp32", "--precision"), Precision::fp32);
+  EXPECT_EQ(parse_precision("bf16", "--precision"), Precision::bf16);
   try {
-    parse_precision("bf16", "--precision");
+    parse_precision("fp16", "--precision");
     FAIL() << "expected InvalidArgument";
   } catch (const InvalidArgument& e) {
-    EXPECT_STREQ(e.what(), "--precision: expected fp32 or int8, got 'bf16'");
+    EXPECT_STREQ(e.what(), "--precision: expected fp32, bf16 or int8, got 'fp16'");
+  }
+}
+
+TEST_F(TinyEncoder, Bf16StaysCloseToThePlainForward) {
+  LoadOptions bf16;
+  bf16.precision = Precision::bf16;
+  if (!model::onednn_has_bf16_gemm()) {
+    try {
+      BertEncoder::load(model.dir(), bf16);
+      FAIL() << "expected Unsupported on a CPU without AVX-512";
+    } catch (const Unsupported& e) {
+      EXPECT_NE(std::string(e.what()).find("bf16 precision needs a CPU with AVX-512"),
+                std::string::npos)
+          << e.what();
+    }
+    GTEST_SKIP() << "oneDNN has no bf16 GEMM on this CPU (checked that load() says so)";
+  }
+  const BertEncoder rounded = BertEncoder::load(model.dir(), bf16);
+  EXPECT_EQ(rounded.precision(), Precision::bf16);
+  const auto texts = tiny_texts(model);
+  for (const std::string config : {"dense", "2:4"}) {
+    EncodeOptions options;
+    options.attention = parse_layer_patterns(config, encoder.num_layers(), "attention");
+    options.threads = 1;
+    const std::vector<float> got = encode(rounded, texts, options);
+    const std::vector<float> fp32 = encode(encoder, texts, options);
+    double largest_change = 0;
+    for (size_t t = 0; t < texts.size(); ++t) {
+      const std::vector<double> want = plain_embedding(model, texts[t], options.attention);
+      double dot = 0, norm_got = 0, norm_want = 0;
+      for (size_t i = 0; i < want.size(); ++i) {
+        const double g = got[t * want.size() + i];
+        dot += g * want[i];
+        norm_got += g * g;
+        norm_want += want[i] * want[i];
+        largest_change = std::max(largest_change, std::abs(g - fp32[t * want.size() + i]));
+      }
+      // bf16 keeps 8 significant bits (int8 above: about 7): as close as int8 or closer.
+      EXPECT_GT(dot / std::sqrt(norm_got * norm_want), 0.995) << config << ", text " << t;
+    }
+    EXPECT_GT(largest_change, 1e-4) << config << ": bf16 gave the fp32 embeddings";
+    options.threads = 2;
+    EXPECT_EQ(encode(rounded, texts, options), got) << config;
+  }
+}
+
+TEST_F(TinyEncoder, Bf16RefusesBlockSparseWeights) {
+  LoadOptions options;
+  options.precision = Precision::bf16;
+  options.prune_weights = parse_block_sparse_pattern("2:4x16", "weights");
+  try {
+    BertEncoder::load(model.dir(), options);
+    FAIL() << "expected Unsupported";
+  } catch (const Unsupported& e) {
+    EXPECT_NE(std::string(e.what()).find("bf16 precision with block-sparse weights"),
+              std::string::npos)
+        << e.what();
   }
 }
 

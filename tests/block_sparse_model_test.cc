@@ -17,6 +17,7 @@
 #include "dfss/errors.h"
 #include "dfss/sparse_linear.h"
 #include "model/block_sparse_weights.h"
+#include "model/linear.h"
 #include "safetensors_image.h"
 #include "tiny_bert.h"
 
@@ -260,7 +261,7 @@ TEST_F(CliOnTinyModel, PrecisionOption) {
   const CliResult bad =
       run_cli(dir, "embed " + common + " --precision int4 --output '" + dir.file("f.npy") + "'");
   EXPECT_EQ(bad.exit_code, 2);
-  EXPECT_NE(bad.err.find("--precision: expected fp32 or int8, got 'int4'"), std::string::npos)
+  EXPECT_NE(bad.err.find("--precision: expected fp32, bf16 or int8, got 'int4'"), std::string::npos)
       << bad.err;
   EXPECT_FALSE(std::filesystem::exists(dir.file("f.npy")));
   const CliResult sparse =
@@ -268,6 +269,36 @@ TEST_F(CliOnTinyModel, PrecisionOption) {
                        dir.file("g.npy") + "'");
   EXPECT_EQ(sparse.exit_code, 2);
   EXPECT_NE(sparse.err.find("int8 precision with block-sparse weights"), std::string::npos)
+      << sparse.err;
+}
+
+// bf16 runs where oneDNN has a bf16 GEMM (AVX-512) and is refused with exit 2 elsewhere;
+// DNNL_MAX_CPU_ISA=AVX2 makes "elsewhere" of any machine.
+TEST_F(CliOnTinyModel, Bf16PrecisionOption) {
+  const std::string embed =
+      "embed " + common + " --precision bf16 --output '" + dir.file("b.npy") + "'";
+  const CliResult avx2 = run_cli(dir, embed, "DNNL_MAX_CPU_ISA=AVX2 ");
+  EXPECT_EQ(avx2.exit_code, 2);
+  EXPECT_NE(avx2.err.find("bf16 precision needs a CPU with AVX-512"), std::string::npos)
+      << avx2.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("b.npy")));
+  const CliResult here = run_cli(dir, embed);
+  if (!model::onednn_has_bf16_gemm()) {
+    EXPECT_EQ(here.exit_code, 2);
+    EXPECT_NE(here.err.find("bf16 precision needs a CPU with AVX-512"), std::string::npos)
+        << here.err;
+    GTEST_SKIP() << "oneDNN has no bf16 GEMM on this CPU (checked that dfss says so)";
+  }
+  EXPECT_EQ(here.exit_code, 0) << here.err;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("b.npy")));
+  const CliResult eval = run_cli(dir, "eval embed " + common + " --precision bf16");
+  EXPECT_EQ(eval.exit_code, 0) << eval.err;
+  EXPECT_NE(eval.out.find("weights dense bf16, attention"), std::string::npos) << eval.out;
+  const CliResult sparse =
+      run_cli(dir, "embed " + common + " --precision bf16 --weights 2:4x16 --output '" +
+                       dir.file("g.npy") + "'");
+  EXPECT_EQ(sparse.exit_code, 2);
+  EXPECT_NE(sparse.err.find("bf16 precision with block-sparse weights"), std::string::npos)
       << sparse.err;
 }
 

@@ -47,14 +47,14 @@ struct EncodeProfile {
   double norm_s = 0;       // LayerNorms and pooling
 };
 
-// How the linear layers' weights are used (docs/weight-sparsity.md).
-// Number format of the linear layers (docs/quantization.md). fp32: oneDNN's fp32 GEMM.
-// int8: weights quantized at load to 7-bit integers per output row, activations to u8 per
-// token at every call, oneDNN's u8·s8 → s32 GEMM, bias and epilogue in fp32. LayerNorm,
-// attention, softmax, GELU and residuals stay fp32.
-enum class Precision { fp32, int8 };
+// The linear layers' arithmetic (docs/quantization.md). fp32: oneDNN's fp32 GEMM. bf16:
+// weights rounded to bf16 at load, activations at every call, oneDNN's bf16 GEMM with fp32
+// accumulation (needs AVX-512). int8: weights quantized at load to 7-bit integers per output
+// row, activations to u8 per token at every call, oneDNN's u8·s8 → s32 GEMM. Bias and
+// epilogue in fp32; LayerNorm, attention, softmax, GELU and residuals stay fp32 in every case.
+enum class Precision { fp32, bf16, int8 };
 
-// "fp32" or "int8"; anything else throws InvalidArgument naming `argument_name`.
+// "fp32", "bf16" or "int8"; anything else throws InvalidArgument naming `argument_name`.
 Precision parse_precision(const std::string& text, const std::string& argument_name);
 const char* precision_name(Precision precision);
 
@@ -64,7 +64,8 @@ struct LoadOptions {
   std::optional<BlockSparsePattern> prune_weights;
   // Ignores dfss_block_sparse.safetensors: every layer runs dense (on model.safetensors).
   bool dense_weights = false;
-  // int8 needs dense weights: with block-sparse layers load() throws Unsupported.
+  // bf16 and int8 need dense weights: with block-sparse layers load() throws Unsupported;
+  // bf16 on a CPU without AVX-512 too.
   Precision precision = Precision::fp32;
 };
 

@@ -1,8 +1,8 @@
-// `dfss bench gemm`: block-sparse linear layers (dfss's kernels) and the int8 layer against
-// the dense fp32 GEMM of oneDNN that the BERT runtime uses, on the linear layers' shapes, in
-// one run: the cases take turns (one call of each per round) so that clock and cache drift
-// hits every case alike. Each sparse result is checked against oneDNN run on the pruned
-// (dense) weights, the int8 one against the fp32 result on the same weights.
+// `dfss bench gemm`: block-sparse linear layers (dfss's kernels) and the int8 and bf16 layers
+// against the dense fp32 GEMM of oneDNN that the BERT runtime uses, on the linear layers'
+// shapes, in one run: the cases take turns (one call of each per round) so that clock and
+// cache drift hits every case alike. Each sparse result is checked against oneDNN run on the
+// pruned (dense) weights, the int8 and bf16 ones against the fp32 result on the same weights.
 #include <omp.h>
 
 #include <CLI/CLI.hpp>
@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "dfss/sparse_linear.h"
 #include "dfss/version.h"
 #include "kernels/peak/peak.h"
+#include "model/bf16_linear.h"
 #include "model/linear.h"
 #include "model/quantized_linear.h"
 #include "model/thread_count_scope.h"
@@ -72,7 +74,7 @@ double max_relative_error(const std::vector<float>& got, const std::vector<float
 }
 
 struct Case {
-  std::string name;  // "onednn dense", "int8 dense" or a pattern
+  std::string name;  // "onednn dense", "int8 dense", "bf16 dense" or a pattern
   std::string isa;
   double sparsity = 0.0;
   std::function<void()> call;
@@ -121,13 +123,19 @@ void run_bench_gemm(const BenchGemmArgs& args, Isa isa) {
   const Isa resolved = resolve_isa(isa);
   const int threads = args.threads > 0 ? args.threads : std::max(1, omp_get_max_threads());
   const double peak = kernels::measure_fma_peak_gflops(resolved, false, threads);
+  const bool bf16 = model::onednn_has_bf16_gemm();
+  const double bf16_peak = isa_supported(Isa::avx512_bf16)
+                               ? kernels::measure_fma_peak_gflops(Isa::avx512_bf16, true, threads)
+                               : 0.0;
   std::printf("dfss %s bench gemm: %lld tokens, isa %s, %d threads, %d rounds in turns\n",
               version(), static_cast<long long>(args.tokens), isa_name(resolved), threads,
               args.rounds);
-  std::printf("cpu: %s\npeak (FMA loop, %d threads): fp32 %.1f GFLOP/s\n", cpu_model_name().c_str(),
+  std::printf("cpu: %s\npeak (FMA loop, %d threads): fp32 %.1f GFLOP/s", cpu_model_name().c_str(),
               threads, peak);
+  if (bf16_peak > 0) std::printf(", bf16 (vdpbf16ps) %.1f GFLOP/s", bf16_peak);
+  std::printf("\n%%peak is of the fp32 peak for every case.\n");
   std::printf("GFLOP/s counts dense-equivalent work (2 x tokens x IN x OUT) for every case.\n");
-  std::printf("%-10s %-14s %-11s %6s %10s %9s %7s %9s %10s\n", "IN:OUT", "weights", "isa", "zeros",
+  std::printf("%-10s %-14s %-18s %6s %10s %9s %7s %9s %10s\n", "IN:OUT", "weights", "isa", "zeros",
               "median ms", "GFLOP/s", "%peak", "vs dense", "max err");
 
   const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
@@ -161,6 +169,21 @@ void run_bench_gemm(const BenchGemmArgs& args, Isa isa) {
                      [&] { int8.run(stream, x.data(), tokens, y_int8.data(), threads, resolved); },
                      {},
                      0.0});
+    // The bf16 layer of --precision bf16, where oneDNN has a bf16 GEMM.
+    std::optional<model::Bf16Linear> bf16_layer;
+    std::vector<float> y_bf16(y_dense.size());
+    if (bf16) {
+      bf16_layer.emplace(engine, weight, bias, shape.out, shape.in, model::LinearEpilogue::none,
+                         "the bf16 layer");
+      cases.push_back(
+          {"bf16 dense",
+           std::string("onednn+") + isa_name(resolved),
+           0.0,
+           [&] { bf16_layer->run(stream, x.data(), tokens, y_bf16.data(), threads, resolved); },
+           {},
+           0.0});
+    }
+    const size_t first_pattern = cases.size();
     std::vector<BlockSparseMatrix> matrices;
     matrices.reserve(patterns.size());
     std::vector<std::vector<float>> outputs(patterns.size(), std::vector<float>(y_dense.size()));
@@ -187,9 +210,10 @@ void run_bench_gemm(const BenchGemmArgs& args, Isa isa) {
                                 model::LinearEpilogue::none, "the pruned layer");
       std::vector<float> want(y_dense.size());
       check.run(stream, x.data(), tokens, want.data());
-      cases[i + 2].max_rel_err = max_relative_error(outputs[i], want);
+      cases[first_pattern + i].max_rel_err = max_relative_error(outputs[i], want);
     }
     cases[1].max_rel_err = max_relative_error(y_int8, y_dense);
+    if (bf16) cases[2].max_rel_err = max_relative_error(y_bf16, y_dense);
     for (int round = 0; round < args.rounds; ++round) {
       for (Case& c : cases) {
         const auto t0 = Clock::now();
@@ -203,7 +227,7 @@ void run_bench_gemm(const BenchGemmArgs& args, Isa isa) {
       const double ms = median(c.ms);
       const double gflops = flops / (ms * 1e6);
       const std::string shape_name = std::to_string(shape.in) + ":" + std::to_string(shape.out);
-      std::printf("%-10s %-14s %-11s %5.0f%% %10.3f %9.1f %6.1f%% %8.2fx %10.1e\n",
+      std::printf("%-10s %-14s %-18s %5.0f%% %10.3f %9.1f %6.1f%% %8.2fx %10.1e\n",
                   shape_name.c_str(), c.name.c_str(), c.isa.c_str(), 100.0 * c.sparsity, ms, gflops,
                   100.0 * gflops / peak, dense_ms / ms, c.max_rel_err);
       results.push_back({{"in", shape.in},
@@ -224,7 +248,8 @@ void run_bench_gemm(const BenchGemmArgs& args, Isa isa) {
   if (!args.json.empty()) {
     const nlohmann::json doc = {{"dfss_version", version()}, {"isa", isa_name(resolved)},
                                 {"threads", threads},        {"cpu", cpu_model_name()},
-                                {"peak_gflops", peak},       {"results", results}};
+                                {"peak_gflops", peak},       {"bf16_peak_gflops", bf16_peak},
+                                {"results", results}};
     write_text_file(args.json, doc.dump(2) + "\n", "--json");
   }
 }

@@ -33,8 +33,9 @@ void add_embed_input_options(CLI::App& command, EmbedInputArgs& args,
 // argument, fp32 or int8. Throws InvalidArgument naming the flag at fault otherwise.
 LoadOptions load_options(const std::string& weights, const std::string& precision);
 inline constexpr char kPrecisionHelp[] =
-    "linear layers' numbers: fp32, or int8 (7-bit weights per output row, u8 activations per "
-    "token; docs/quantization.md)";
+    "linear layers' numbers: fp32; bf16 (bf16 weights and activations, fp32 accumulation; "
+    "needs AVX-512); or int8 (7-bit weights per output row, u8 activations per token); "
+    "docs/quantization.md";
 
 // The linear layers in a few words: "dense", "dense int8", "2:4x16 (36/36 linears)".
 std::string linear_layers_name(const BertEncoder& encoder);

@@ -1,6 +1,7 @@
 // A linear layer of the encoder: oneDNN's dense GEMM, dfss's block-sparse kernels when the
 // layer has a block-sparse form (pruned at load or read from dfss_block_sparse.safetensors),
-// or the int8 layer (QuantizedLinear) when the model loads at int8 precision.
+// the int8 layer (QuantizedLinear) or the bf16 layer (Bf16Linear) when the model loads at
+// that precision.
 #pragma once
 
 #include <memory>
@@ -9,7 +10,9 @@
 #include <string>
 #include <utility>
 
+#include "dfss/bert.h"
 #include "dfss/sparse_linear.h"
+#include "model/bf16_linear.h"
 #include "model/linear.h"
 #include "model/quantized_linear.h"
 
@@ -19,14 +22,19 @@ class AnyLinear {
  public:
   AnyLinear(const dnnl::engine& engine, std::span<const float> weight, std::span<const float> bias,
             int64_t out_features, int64_t in_features, LinearEpilogue epilogue, std::string name,
-            std::optional<BlockSparseMatrix> sparse, bool int8)
+            std::optional<BlockSparseMatrix> sparse, Precision precision)
       : dense_(engine, weight, bias, out_features, in_features, epilogue, name),
         bias_(bias),
         epilogue_(epilogue),
         sparse_(std::move(sparse)),
-        int8_(int8 ? std::make_unique<QuantizedLinear>(engine, weight, bias, out_features,
-                                                       in_features, epilogue, std::move(name))
-                   : nullptr) {}
+        int8_(precision == Precision::int8
+                  ? std::make_unique<QuantizedLinear>(engine, weight, bias, out_features,
+                                                      in_features, epilogue, name)
+                  : nullptr),
+        bf16_(precision == Precision::bf16
+                  ? std::make_unique<Bf16Linear>(engine, weight, bias, out_features, in_features,
+                                                 epilogue, name)
+                  : nullptr) {}
 
   const std::optional<BlockSparseMatrix>& sparse() const { return sparse_; }
 
@@ -34,6 +42,7 @@ class AnyLinear {
   void run(dnnl::stream& stream, const float* x, int64_t rows, float* y, int threads,
            Isa isa) const {
     if (int8_) return int8_->run(stream, x, rows, y, threads, isa);
+    if (bf16_) return bf16_->run(stream, x, rows, y, threads, isa);
     if (!sparse_) return dense_.run(stream, x, rows, y);
     SparseLinearOptions options;
     options.isa = isa;
@@ -51,6 +60,7 @@ class AnyLinear {
   LinearEpilogue epilogue_;
   std::optional<BlockSparseMatrix> sparse_;
   std::unique_ptr<QuantizedLinear> int8_;
+  std::unique_ptr<Bf16Linear> bf16_;
 };
 
 }  // namespace dfss::model

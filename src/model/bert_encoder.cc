@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dfss/bert.h"
+#include "dfss/cpu.h"
 #include "dfss/errors.h"
 #include "io/safetensors.h"
 #include "model/any_linear.h"
@@ -93,22 +94,24 @@ std::optional<BlockSparseMatrix> find_sparse(const SparseLayers& sparse, const s
 struct LayerOps {
   LayerOps(const dnnl::engine& engine, const model::BertLayerWeights& w, int64_t index,
            int64_t hidden, int64_t intermediate_size, double eps, const SparseLayers& sparse,
-           const std::string& sparse_file, bool int8)
+           const std::string& sparse_file, Precision precision)
       : qkv_weight(concat({w.query.weight, w.key.weight, w.value.weight},
                           layer_name(index) + "Q, K and V weights")),
         qkv_bias(concat({w.query.bias, w.key.bias, w.value.bias},
                         layer_name(index) + "Q, K and V biases")),
         qkv(engine, qkv_weight, qkv_bias, 3 * hidden, hidden, LinearEpilogue::none,
-            layer_name(index) + "QKV projection", stacked_qkv(sparse, index, sparse_file), int8),
+            layer_name(index) + "QKV projection", stacked_qkv(sparse, index, sparse_file),
+            precision),
         attention_output(engine, w.attention_output.weight, w.attention_output.bias, hidden, hidden,
                          LinearEpilogue::add_residual, layer_name(index) + "attention output",
-                         find_sparse(sparse, linear_name(index, "attention.output.dense")), int8),
+                         find_sparse(sparse, linear_name(index, "attention.output.dense")),
+                         precision),
         intermediate(engine, w.intermediate.weight, w.intermediate.bias, intermediate_size, hidden,
                      LinearEpilogue::gelu_erf, layer_name(index) + "feed-forward input",
-                     find_sparse(sparse, linear_name(index, "intermediate.dense")), int8),
+                     find_sparse(sparse, linear_name(index, "intermediate.dense")), precision),
         output(engine, w.output.weight, w.output.bias, hidden, intermediate_size,
                LinearEpilogue::add_residual, layer_name(index) + "feed-forward output",
-               find_sparse(sparse, linear_name(index, "output.dense")), int8),
+               find_sparse(sparse, linear_name(index, "output.dense")), precision),
         attention_norm(engine, w.attention_norm, hidden, eps,
                        layer_name(index) + "attention LayerNorm"),
         output_norm(engine, w.output_norm, hidden, eps, layer_name(index) + "output LayerNorm") {}
@@ -196,7 +199,7 @@ struct BertEncoder::Impl {
     for (size_t i = 0; i < weights.layers.size(); ++i) {
       layers.push_back(std::make_unique<LayerOps>(
           engine, weights.layers[i], static_cast<int64_t>(i), c.hidden_size, c.intermediate_size,
-          c.layer_norm_eps, sparse, sparse_file, precision == Precision::int8));
+          c.layer_norm_eps, sparse, sparse_file, precision));
     }
   }
 
@@ -310,10 +313,17 @@ BertEncoder BertEncoder::load(const std::string& model_dir, const LoadOptions& o
   const SparseLayers sparse = naming_allocation_failures("preparing the block-sparse layers", [&] {
     return sparse_layers(weights, model_dir, options, sparse_file);
   });
-  if (options.precision == Precision::int8 && !sparse.empty()) {
-    throw Unsupported("int8 precision with block-sparse weights (" +
+  const std::string precision = precision_name(options.precision);
+  if (options.precision != Precision::fp32 && !sparse.empty()) {
+    throw Unsupported(precision + " precision with block-sparse weights (" +
                       (sparse_file.empty() ? std::string("pruned at load") : sparse_file) +
-                      ") is not available: load the dense weights (--weights dense) for int8");
+                      ") is not available: load the dense weights (--weights dense) for " +
+                      precision);
+  }
+  if (options.precision == Precision::bf16 && !model::onednn_has_bf16_gemm()) {
+    throw Unsupported(
+        "bf16 precision needs a CPU with AVX-512 (oneDNN's bf16 GEMM); this one has at best " +
+        std::string(isa_name(detected_isa())) + ": use fp32 or int8");
   }
   try {
     return naming_allocation_failures("setting up the model's layers", [&] {

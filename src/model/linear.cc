@@ -21,6 +21,11 @@ bool gemm_kernels_built = false;
 
 }  // namespace
 
+bool onednn_has_bf16_gemm() {
+  const auto mask = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+  return (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) & mask) == mask;
+}
+
 void build_onednn_gemm_kernels(const dnnl::engine& engine) {
   std::lock_guard lock(gemm_kernels_mutex);
   if (gemm_kernels_built) return;
@@ -49,6 +54,14 @@ void build_onednn_gemm_kernels(const dnnl::engine& engine) {
       std::vector<int32_t> y_s32(y.size());
       const Linear integer(engine, weight_s8, shape.out, shape.in, "oneDNN's int8 GEMM kernels");
       integer.execute(stream, x_u8.data(), shape.rows, y_s32.data());
+      // So do the bf16 layers', where oneDNN has them.
+      if (onednn_has_bf16_gemm()) {
+        const std::vector<uint16_t> weight_bf16(weight.size(), 0);
+        const std::vector<uint16_t> x_bf16(x.size(), 0);
+        const Linear bf16(engine, weight_bf16, bias, shape.out, shape.in, LinearEpilogue::none,
+                          "oneDNN's bf16 GEMM kernels");
+        bf16.execute(stream, x_bf16.data(), shape.rows, y.data());
+      }
     }
   });
   gemm_kernels_built = true;
@@ -78,6 +91,20 @@ Linear::Linear(const dnnl::engine& engine, std::span<const int8_t> weight, int64
       out_features_(out_features),
       in_features_(in_features),
       epilogue_(LinearEpilogue::none),
+      name_(std::move(name)) {}
+
+Linear::Linear(const dnnl::engine& engine, std::span<const uint16_t> weight,
+               std::span<const float> bias, int64_t out_features, int64_t in_features,
+               LinearEpilogue epilogue, std::string name)
+    : engine_(engine),
+      weight_(weight.data()),
+      bias_(bias),
+      x_type_(DataType::bf16),
+      weight_type_(DataType::bf16),
+      y_type_(DataType::f32),
+      out_features_(out_features),
+      in_features_(in_features),
+      epilogue_(epilogue),
       name_(std::move(name)) {}
 
 Linear::Prepared Linear::prepare(int64_t rows) const {

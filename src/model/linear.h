@@ -28,6 +28,10 @@ enum class LinearEpilogue {
 // next call).
 void build_onednn_gemm_kernels(const dnnl::engine& engine);
 
+// Whether oneDNN runs bf16 GEMMs on this CPU: it needs AVX-512 (AVX512-BF16 for speed; on
+// plain AVX-512 it converts in software). Honors DNNL_MAX_CPU_ISA.
+bool onednn_has_bf16_gemm();
+
 class Linear {
  public:
   // `weight` [out_features, in_features] in C order (PyTorch nn.Linear) and `bias`
@@ -42,8 +46,18 @@ class Linear {
   Linear(const dnnl::engine& engine, std::span<const int8_t> weight, int64_t out_features,
          int64_t in_features, std::string name);
 
+  // The bf16 GEMM of a bf16 layer (Bf16Linear): y [rows, out_features] fp32 =
+  // epilogue(x [rows, in_features] bf16 · weightᵀ + bias), weight [out_features,
+  // in_features] bf16, accumulated in fp32. x of run() is then uint16_t (bf16 bits).
+  Linear(const dnnl::engine& engine, std::span<const uint16_t> weight, std::span<const float> bias,
+         int64_t out_features, int64_t in_features, LinearEpilogue epilogue, std::string name);
+
   Linear(Linear&&) = delete;  // the cache holds a mutex; layers live in place
   friend void build_onednn_gemm_kernels(const dnnl::engine& engine);
+
+  // Whether oneDNN runs bf16 GEMMs on this CPU: it needs AVX-512 (AVX512-BF16 for speed; on
+  // plain AVX-512 it converts in software). Honors DNNL_MAX_CPU_ISA.
+  bool onednn_has_bf16_gemm();
 
   int64_t out_features() const { return out_features_; }
   int64_t in_features() const { return in_features_; }
@@ -54,6 +68,9 @@ class Linear {
     run_any(stream, x, rows, y);
   }
   void run(dnnl::stream& stream, const uint8_t* x, int64_t rows, int32_t* y) const {
+    run_any(stream, x, rows, y);
+  }
+  void run(dnnl::stream& stream, const uint16_t* x, int64_t rows, float* y) const {
     run_any(stream, x, rows, y);
   }
 

@@ -1,7 +1,7 @@
-// The int8 linear layers' quantize and dequantize kernels, written once on the vector
-// operations of the including translation unit (DFSS_KERNEL_NS, its vec_*-inl.h and
-// simd/epilogue-inl.h). Every lane does the same IEEE operations in the same order on every
-// ISA (no FMA contraction: the build is ISO C++), so the results are the same bits.
+// The int8 linear layers' quantize and dequantize kernels and the bf16 layers' rounding, written
+// once on the vector operations of the including translation unit (DFSS_KERNEL_NS, its vec_*-inl.h
+// and simd/epilogue-inl.h). Every lane does the same IEEE operations in the same order on every ISA
+// (no FMA contraction: the build is ISO C++), so the results are the same bits.
 
 namespace dfss::kernels::DFSS_KERNEL_NS {
 
@@ -99,8 +99,19 @@ inline void dequantize_row(const DequantizeRow& row) {
   for (int64_t c = whole; c < cols; ++c) row.y[c] = y[c - whole];
 }
 
+inline void round_row_to_bf16(const Bf16Row& row) {
+  const int64_t whole = row.cols - row.cols % kLanes;
+  for (int64_t c = 0; c < whole; c += kLanes) vstore_bf16(row.y + c, vload(row.x + c));
+  if (whole == row.cols) return;
+  float tail[kLanes] = {};
+  uint16_t rounded[kLanes];
+  for (int64_t c = whole; c < row.cols; ++c) tail[c - whole] = row.x[c];
+  vstore_bf16(rounded, vload(tail));
+  for (int64_t c = whole; c < row.cols; ++c) row.y[c] = rounded[c - whole];
+}
+
 inline QuantizeKernels make_quantize_kernels(const char* name) {
-  return QuantizeKernels{name, &quantize_row, &dequantize_row};
+  return QuantizeKernels{name, &quantize_row, &dequantize_row, &round_row_to_bf16};
 }
 
 }  // namespace dfss::kernels::DFSS_KERNEL_NS

@@ -1,6 +1,7 @@
-// Interface between the int8 linear layers (src/model/quantized_linear.*) and their per-ISA
-// kernels: quantizing one row of activations to u8, and turning one row of int32 GEMM
-// results back into fp32 with the layer's bias and fused epilogue.
+// Interface between the reduced-precision linear layers (src/model/quantized_linear.*,
+// src/model/bf16_linear.*) and their per-ISA kernels: quantizing one row of activations to
+// u8, turning one row of int32 GEMM results back into fp32 with the layer's bias and fused
+// epilogue, and rounding one row of activations to bf16.
 #pragma once
 
 #include <cstdint>
@@ -40,10 +41,19 @@ struct DequantizeRow {
   FusedEpilogue epilogue;
 };
 
+// y[c] = float_to_bf16(x[c]) for c < cols (round to nearest even; NaN stays NaN, quiet): the
+// activations of a bf16 linear layer (src/model/bf16_linear.*).
+struct Bf16Row {
+  const float* x;
+  int64_t cols;
+  uint16_t* y;
+};
+
 struct QuantizeKernels {
   const char* name;
   void (*quantize_row)(const QuantizeRow& row);
   void (*dequantize_row)(const DequantizeRow& row);
+  void (*round_row_to_bf16)(const Bf16Row& row);
 };
 
 const QuantizeKernels& quantize_kernels(Isa isa);  // isa already resolved and supported

@@ -117,4 +117,20 @@ inline void vstore_u8(uint8_t* p, Reg whole) {
   _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(i16, i16));
 }
 
+// Stores kLanes bfloat16s: each lane rounded to nearest even, NaN kept NaN and made quiet
+// (the bits of dfss::float_to_bf16).
+inline void vstore_bf16(uint16_t* p, Reg v) {
+  const __m256i bits = _mm256_castps_si256(v);
+  const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+  const __m256i rounded = _mm256_srli_epi32(
+      _mm256_add_epi32(bits, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7FFF))), 16);
+  const __m256i quiet_nan = _mm256_or_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(0x40));
+  const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  const __m256i result = _mm256_blendv_epi8(rounded, quiet_nan, nan);
+  // Every lane is below 2^16: the unsigned saturating pack keeps it.
+  const __m128i packed =
+      _mm_packus_epi32(_mm256_castsi256_si128(result), _mm256_extracti128_si256(result, 1));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), packed);
+}
+
 }  // namespace dfss::kernels::DFSS_KERNEL_NS

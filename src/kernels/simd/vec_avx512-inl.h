@@ -106,4 +106,17 @@ inline void vstore_u8(uint8_t* p, Reg whole) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(whole)));
 }
 
+// Stores kLanes bfloat16s: each lane rounded to nearest even, NaN kept NaN and made quiet
+// (the bits of dfss::float_to_bf16). Integer steps only, so no AVX512-BF16 is needed.
+inline void vstore_bf16(uint16_t* p, Reg v) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  const __m512i rounded = _mm512_srli_epi32(
+      _mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7FFF))), 16);
+  const __m512i quiet_nan = _mm512_or_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
+  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  const __m512i result = _mm512_mask_mov_epi32(rounded, nan, quiet_nan);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(result));
+}
+
 }  // namespace dfss::kernels::DFSS_KERNEL_NS

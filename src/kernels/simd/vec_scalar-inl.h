@@ -123,4 +123,15 @@ inline void vstore_u8(uint8_t* p, const Reg& whole) {
   for (int i = 0; i < kLanes; ++i) p[i] = static_cast<uint8_t>(whole.lane[i]);
 }
 
+// Stores kLanes bfloat16s: each lane rounded to nearest even, NaN kept NaN and made quiet.
+inline void vstore_bf16(uint16_t* p, const Reg& v) {
+  for (int i = 0; i < kLanes; ++i) {
+    uint32_t bits;
+    __builtin_memcpy(&bits, &v.lane[i], sizeof bits);
+    const bool nan = !(v.lane[i] == v.lane[i]);
+    p[i] = static_cast<uint16_t>(nan ? (bits >> 16) | 0x40
+                                     : (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
+  }
+}
+
 }  // namespace dfss::kernels::DFSS_KERNEL_NS
