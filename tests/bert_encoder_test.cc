@@ -54,8 +54,10 @@ void layer_norm(Matrix& x, int64_t rows, int64_t width, const std::vector<float>
 
 // BertModel + mean pooling + L2 norm for one text, in double; attention through the
 // reference implementation (the oracle of the attention tests) with `patterns[layer]`.
+// bf16_qkv: Q, K and V rounded to bf16 before attention, as EncodeOptions::attention_dtype.
 std::vector<double> plain_embedding(const TinyBert& model, const std::vector<int32_t>& ids,
-                                    const std::vector<SparsityPattern>& patterns) {
+                                    const std::vector<SparsityPattern>& patterns,
+                                    bool bf16_qkv = false) {
   const int64_t h = model.shape().hidden, f = model.shape().intermediate;
   const int64_t heads = model.shape().heads, d = h / heads;
   const int64_t n = static_cast<int64_t>(ids.size());
@@ -84,6 +86,9 @@ std::vector<double> plain_embedding(const TinyBert& model, const std::vector<int
           for (int64_t i = 0; i < d; ++i)
             out[(hh * n + r) * d + i] = static_cast<float>(m[r * h + hh * d + i]);
         }
+      }
+      if (bf16_qkv) {
+        for (float& value : out) value = bf16_to_float(float_to_bf16(value));
       }
       return out;
     };
@@ -286,6 +291,46 @@ TEST_F(TinyEncoder, Bf16StaysCloseToThePlainForward) {
     EXPECT_GT(largest_change, 1e-4) << config << ": bf16 gave the fp32 embeddings";
     options.threads = 2;
     EXPECT_EQ(encode(rounded, texts, options), got) << config;
+  }
+}
+
+TEST_F(TinyEncoder, Bf16AttentionMatchesThePlainForwardOnRoundedInputs) {
+  const auto texts = tiny_texts(model);
+  for (const std::string config : {"dense", "2:4"}) {
+    EncodeOptions options;
+    options.attention = parse_layer_patterns(config, encoder.num_layers(), "attention");
+    options.threads = 1;
+    const std::vector<float> fp32 = encode(encoder, texts, options);
+    options.attention_dtype = DType::bf16;
+    const std::vector<float> got = encode(encoder, texts, options);
+    double largest_change = 0, worst_cosine = 1;
+    for (size_t t = 0; t < texts.size(); ++t) {
+      const std::vector<double> want = plain_embedding(model, texts[t], options.attention, true);
+      double dot = 0, norm_got = 0, norm_want = 0;
+      for (size_t i = 0; i < want.size(); ++i) {
+        const double g = got[t * want.size() + i];
+        dot += g * want[i];
+        norm_got += g * g;
+        norm_want += want[i] * want[i];
+        largest_change = std::max(largest_change, std::abs(g - fp32[t * want.size() + i]));
+      }
+      worst_cosine = std::min(worst_cosine, dot / std::sqrt(norm_got * norm_want));
+    }
+    EXPECT_GT(worst_cosine, 0.99999) << config;
+    EXPECT_GT(largest_change, 1e-6) << config << ": bf16 attention gave the fp32 embeddings";
+    for (int threads : {2, 3}) {
+      options.threads = threads;
+      EXPECT_EQ(encode(encoder, texts, options), got) << config << ", " << threads << " threads";
+    }
+  }
+  EncodeOptions bad;
+  bad.attention_dtype = static_cast<DType>(7);
+  std::vector<float> out(static_cast<size_t>(encoder.hidden_size()));
+  try {
+    encoder.encode(std::vector<std::vector<int32_t>>{{2, 5}}, out, bad);
+    FAIL() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("options.attention_dtype"), std::string::npos) << e.what();
   }
 }
 

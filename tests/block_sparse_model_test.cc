@@ -272,6 +272,23 @@ TEST_F(CliOnTinyModel, PrecisionOption) {
       << sparse.err;
 }
 
+TEST_F(CliOnTinyModel, AttentionDtypeOption) {
+  const CliResult ok = run_cli(
+      dir, "embed " + common + " --attention-dtype bf16 --output '" + dir.file("a.npy") + "'");
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  const CliResult eval =
+      run_cli(dir, "eval embed " + common + " --attention 2:4 --attention-dtype bf16");
+  EXPECT_EQ(eval.exit_code, 0) << eval.err;
+  EXPECT_NE(eval.out.find("weights dense, attention 2:4 bf16"), std::string::npos) << eval.out;
+  const CliResult bad = run_cli(
+      dir, "embed " + common + " --attention-dtype fp16 --output '" + dir.file("f.npy") + "'");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--attention-dtype: expected one of fp32, bf16; got 'fp16'"),
+            std::string::npos)
+      << bad.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("f.npy")));
+}
+
 // bf16 runs where oneDNN has a bf16 GEMM (AVX-512) and is refused with exit 2 elsewhere;
 // DNNL_MAX_CPU_ISA=AVX2 makes "elsewhere" of any machine.
 TEST_F(CliOnTinyModel, Bf16PrecisionOption) {

@@ -37,6 +37,11 @@ struct EncodeOptions {
   std::vector<SparsityPattern> attention;
   int threads = 0;  // 0: OpenMP's default
   Isa isa = Isa::automatic;
+  // Number format of attention's Q, K and V, independent of the linear layers' precision.
+  // bf16: the QKV layer's fp32 output is rounded to bf16 (nearest even) and attention runs
+  // on its bf16 kernels (vdpbf16ps on AVX512-BF16; other ISAs widen bf16 to fp32 and gain
+  // nothing); the attention output stays fp32.
+  DType attention_dtype = DType::f32;
 };
 
 // Wall time spent in each part of encode(), summed over calls (for benchmarks).

@@ -101,6 +101,13 @@ void add_bench_embed_options(CLI::App& command, BenchEmbedArgs& args) {
           std::string(kPrecisionHelp) + "; space-separated, each timed with every --weights")
       ->expected(1, -1)
       ->capture_default_str();
+  command
+      .add_option("--attention-dtype", args.attention_dtypes,
+                  std::string(kAttentionDtypeHelp) +
+                      "; space-separated, each timed with every "
+                      "--attention")
+      ->expected(1, -1)
+      ->capture_default_str();
   command.add_option("--threads", args.threads, "0: OpenMP's default")
       ->check(integer_in_range(0, kMaxThreads))
       ->capture_default_str();
@@ -129,9 +136,16 @@ void run_bench_embed(const BenchEmbedArgs& args, Isa isa) {
       encoders.push_back(BertEncoder::load(args.model, load_options(weights, precision)));
   }
   const BertEncoder& encoder = encoders.front();
-  std::vector<std::vector<SparsityPattern>> configs;
-  for (const std::string& text : args.attentions) {
-    configs.push_back(parse_layer_patterns(text, encoder.num_layers(), "--attention"));
+  if (args.attention_dtypes.empty())
+    throw InvalidArgument("--attention-dtype: expected at least one value");
+  std::vector<EncodeOptions> configs;
+  for (const std::string& dtype : args.attention_dtypes) {
+    for (const std::string& text : args.attentions) {
+      EncodeOptions config;
+      config.attention = parse_layer_patterns(text, encoder.num_layers(), "--attention");
+      config.attention_dtype = parse_dtype_arg(dtype, "--attention-dtype");
+      configs.push_back(config);
+    }
   }
   for (Shape shape : shapes) {
     if (shape.seq > encoder.max_positions()) {
@@ -170,9 +184,8 @@ void run_bench_embed(const BenchEmbedArgs& args, Isa isa) {
     };
     std::vector<Case> cases;
     for (const BertEncoder& model : encoders) {
-      for (const auto& config : configs) {
-        Case c{&model, {}, linear_layers_name(model), layer_patterns_string(config), {}, {}};
-        c.options.attention = config;
+      for (const EncodeOptions& config : configs) {
+        Case c{&model, config, linear_layers_name(model), attention_config_name(config), {}, {}};
         c.options.threads = threads;
         c.options.isa = isa;
         model.encode(texts, out, c.options);  // warm-up: weights packed, pages touched
@@ -213,7 +226,8 @@ void run_bench_embed(const BenchEmbedArgs& args, Isa isa) {
       nlohmann::json row = {
           {"batch", shape.batch},
           {"seq", shape.seq},
-          {"attention", c.attention},
+          {"attention", layer_patterns_string(c.options.attention)},
+          {"attention_dtype", dtype_arg_name(c.options.attention_dtype)},
           {"weights", c.encoder->weight_sparsity()},
           {"precision", precision_name(c.encoder->precision())},
           {"ms", ms},

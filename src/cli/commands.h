@@ -96,6 +96,7 @@ struct BenchEmbedArgs {
   std::vector<std::string> attentions{"dense", "2:4"};
   std::vector<std::string> weights{"model"};
   std::vector<std::string> precisions{"fp32"};
+  std::vector<std::string> attention_dtypes{"fp32"};
   int threads = 0;
   int reps = 5;
   std::string json;

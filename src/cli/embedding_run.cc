@@ -40,6 +40,8 @@ void add_embed_input_options(CLI::App& command, EmbedInputArgs& args,
       ->capture_default_str();
   command.add_option("--weights", args.weights, kWeightsHelp)->capture_default_str();
   command.add_option("--precision", args.precision, kPrecisionHelp)->capture_default_str();
+  command.add_option("--attention-dtype", args.attention_dtype, kAttentionDtypeHelp)
+      ->capture_default_str();
 }
 
 LoadOptions load_options(const std::string& weights, const std::string& precision) {
@@ -63,9 +65,15 @@ std::string linear_layers_name(const BertEncoder& encoder) {
 EncodeOptions encode_options(const EmbedInputArgs& args, const BertEncoder& encoder, Isa isa) {
   EncodeOptions options;
   options.attention = parse_layer_patterns(args.attention, encoder.num_layers(), "--attention");
+  options.attention_dtype = parse_dtype_arg(args.attention_dtype, "--attention-dtype");
   options.threads = args.threads;
   options.isa = isa;
   return options;
+}
+
+std::string attention_config_name(const EncodeOptions& options) {
+  const std::string patterns = layer_patterns_string(options.attention);
+  return options.attention_dtype == DType::bf16 ? patterns + " bf16" : patterns;
 }
 
 std::vector<std::vector<int32_t>> tokenize_lines(const BertEncoder& encoder,

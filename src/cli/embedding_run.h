@@ -23,6 +23,7 @@ struct EmbedInputArgs {
   int threads = 0;
   std::string weights = "model";   // see load_options()
   std::string precision = "fp32";  // see load_options()
+  std::string attention_dtype = "fp32";
 };
 void add_embed_input_options(CLI::App& command, EmbedInputArgs& args,
                              const std::string& attention_help);
@@ -43,9 +44,16 @@ inline constexpr char kWeightsHelp[] =
     "linear layers: model (the folder's, block-sparse where it has "
     "dfss_block_sparse.safetensors), dense, or N:MxV to prune every layer at load (e.g. 2:4x16)";
 
+inline constexpr char kAttentionDtypeHelp[] =
+    "attention's Q, K and V: fp32, or bf16 (rounded after the QKV layer; faster on "
+    "AVX512-BF16 CPUs, no gain elsewhere); independent of --precision";
+
 // The encoder options the arguments ask for: --attention parsed against the model's
-// layers, --threads, and the ISA.
+// layers, --attention-dtype, --threads, and the ISA.
 EncodeOptions encode_options(const EmbedInputArgs& args, const BertEncoder& encoder, Isa isa);
+
+// The attention of `options` in a few words: "2:4", "dense bf16" (bf16 Q, K and V).
+std::string attention_config_name(const EncodeOptions& options);
 
 // Checks --max-len against the model, then tokenizes every line ([CLS] ... [SEP], cut to
 // --max-len tokens).

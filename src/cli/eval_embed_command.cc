@@ -80,6 +80,7 @@ void run_eval_embed(const EvalEmbedArgs& args, Isa isa) {
   const EncodeOptions sparse = encode_options(args.input, encoder, isa);
   EncodeOptions dense = sparse;
   dense.attention.clear();
+  dense.attention_dtype = DType::f32;
   const std::vector<std::string> lines = read_text_lines(args.input.input);
   // A cosine and a throughput over no text would be numbers about nothing.
   if (lines.empty()) {
@@ -88,9 +89,10 @@ void run_eval_embed(const EvalEmbedArgs& args, Isa isa) {
   }
   const auto texts = tokenize_lines(encoder, lines, args.input);
   const std::string weight_name = linear_layers_name(encoder);
-  const std::string name = weight_name == "dense" ? layer_patterns_string(sparse.attention)
-                                                  : "weights " + weight_name + ", attention " +
-                                                        layer_patterns_string(sparse.attention);
+  const std::string attention_name = attention_config_name(sparse);
+  const std::string name = weight_name == "dense" && sparse.attention_dtype == DType::f32
+                               ? attention_name
+                               : "weights " + weight_name + ", attention " + attention_name;
 
   // Warm-up, untimed: the first pass of each pays for page faults, weight packing and the
   // thread pool, which would otherwise count against whichever runs first.
@@ -137,6 +139,7 @@ void run_eval_embed(const EvalEmbedArgs& args, Isa isa) {
         {"attention", layer_patterns_string(sparse.attention)},
         {"weights", encoder.weight_sparsity()},
         {"precision", precision_name(encoder.precision())},
+        {"attention_dtype", dtype_arg_name(sparse.attention_dtype)},
         {"texts", n},
         {"tokens", dense_run.tokens},
         {"batch", args.input.batch},

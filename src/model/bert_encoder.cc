@@ -13,6 +13,7 @@
 #include "dfss/cpu.h"
 #include "dfss/errors.h"
 #include "io/safetensors.h"
+#include "kernels/quantize/quantize_kernels.h"
 #include "model/any_linear.h"
 #include "model/bert_weights.h"
 #include "model/block_sparse_weights.h"
@@ -209,8 +210,9 @@ struct BertEncoder::Impl {
   void forward(std::span<const std::vector<int32_t>> texts, std::span<float> out,
                const EncodeOptions& options, EncodeProfile* profile) const;
   void embed_tokens(std::span<const std::vector<int32_t>> texts, float* x) const;
-  void attend(std::span<const std::vector<int32_t>> texts, const float* qkv, float* context,
-              const AttentionOptions& options) const;
+  // qkv [tokens, 3 · hidden] of `qkv_dtype` (f32, or bf16 bits).
+  void attend(std::span<const std::vector<int32_t>> texts, const void* qkv, DType qkv_dtype,
+              float* context, const AttentionOptions& options) const;
 
   model::BertWeights weights;
   Precision precision;
@@ -228,6 +230,10 @@ void BertEncoder::Impl::validate(std::span<const std::vector<int32_t>> texts, st
     throw InvalidArgument("out: expected " + std::to_string(expected) + " floats (" +
                           std::to_string(texts.size()) + " texts x " +
                           std::to_string(c.hidden_size) + "), got " + std::to_string(out.size()));
+  }
+  if (options.attention_dtype != DType::f32 && options.attention_dtype != DType::bf16) {
+    throw InvalidArgument("options.attention_dtype: expected f32 or bf16, got value " +
+                          std::to_string(static_cast<int>(options.attention_dtype)));
   }
   if (!options.attention.empty() &&
       static_cast<int64_t>(options.attention.size()) != c.num_hidden_layers) {
@@ -265,8 +271,10 @@ void BertEncoder::Impl::embed_tokens(std::span<const std::vector<int32_t>> texts
   }
 }
 
-void BertEncoder::Impl::attend(std::span<const std::vector<int32_t>> texts, const float* qkv,
-                               float* context, const AttentionOptions& options) const {
+void BertEncoder::Impl::attend(std::span<const std::vector<int32_t>> texts, const void* qkv,
+                               DType qkv_dtype, float* context,
+                               const AttentionOptions& options) const {
+  const size_t element_bytes = qkv_dtype == DType::bf16 ? sizeof(uint16_t) : sizeof(float);
   const model::BertConfig& c = weights.config;
   const int64_t hidden = c.hidden_size, heads = c.num_attention_heads, d = c.head_dim();
   int64_t row = 0;
@@ -274,8 +282,9 @@ void BertEncoder::Impl::attend(std::span<const std::vector<int32_t>> texts, cons
     const int64_t length = static_cast<int64_t>(text.size());
     // Head h of token t is at columns h*d .. h*d+d of its q (k, v) slice.
     const auto slice = [&](int64_t offset) {
-      return ConstTensorView{qkv + row * 3 * hidden + offset,
-                             DType::f32,
+      return ConstTensorView{static_cast<const char*>(qkv) +
+                                 static_cast<size_t>(row * 3 * hidden + offset) * element_bytes,
+                             qkv_dtype,
                              {1, heads, length, d},
                              {length * 3 * hidden, d, 3 * hidden, 1}};
     };
@@ -412,6 +421,13 @@ void BertEncoder::Impl::forward(std::span<const std::vector<int32_t>> texts, std
   std::vector<float> qkv = activations(3 * hidden, "queries, keys and values");
   std::vector<float> context = activations(hidden, "attention outputs");
   std::vector<float> intermediate = activations(c.intermediate_size, "feed-forward activations");
+  const bool bf16_attention = options.attention_dtype == DType::bf16;
+  const size_t qkv_bf16_cells = bf16_attention ? static_cast<size_t>(tokens * 3 * hidden) : 0;
+  std::vector<uint16_t> qkv_bf16 = naming_allocation_failures(
+      "allocating the bf16 queries, keys and values of " + std::to_string(tokens) + " tokens (" +
+          megabytes(qkv_bf16_cells * sizeof(uint16_t)) + ")",
+      [&] { return std::vector<uint16_t>(qkv_bf16_cells); });
+  const kernels::QuantizeKernels& rounding = kernels::quantize_kernels(resolve_isa(options.isa));
 
   m.embed_tokens(texts, x.data());
   stopwatch.lap(&EncodeProfile::embeddings_s);
@@ -429,8 +445,17 @@ void BertEncoder::Impl::forward(std::span<const std::vector<int32_t>> texts, std
     layer.qkv.run(stream, x.data(), tokens, qkv.data(), options.threads, options.isa);
     stopwatch.lap(&EncodeProfile::linear_s);
     naming_allocation_failures(
-        "running " + layer_name(l) + "attention on " + std::to_string(tokens) + " tokens",
-        [&] { m.attend(texts, qkv.data(), context.data(), attention_options); });
+        "running " + layer_name(l) + "attention on " + std::to_string(tokens) + " tokens", [&] {
+          if (!bf16_attention)
+            return m.attend(texts, qkv.data(), DType::f32, context.data(), attention_options);
+        // One token's row per call: the same bits for any thread count.
+#pragma omp parallel for schedule(static)
+          for (int64_t t = 0; t < tokens; ++t) {
+            rounding.round_row_to_bf16(
+                {qkv.data() + t * 3 * hidden, 3 * hidden, qkv_bf16.data() + t * 3 * hidden});
+          }
+          m.attend(texts, qkv_bf16.data(), DType::bf16, context.data(), attention_options);
+        });
     stopwatch.lap(&EncodeProfile::attention_s);
     layer.attention_output.run(stream, context.data(), tokens, x.data(), options.threads,
                                options.isa);  // x += ...
