@@ -31,7 +31,7 @@ void add_embed_input_options(CLI::App& command, EmbedInputArgs& args,
 // The --weights argument (`flag`): "model" (the folder's weights, block-sparse layers from its
 // dfss_block_sparse.safetensors if it has one), "dense" (that file ignored) or a block-sparse
 // pattern N:MxV (every linear layer pruned to it at load, by magnitude); and the --precision
-// argument, fp32 or int8. Throws InvalidArgument naming the flag at fault otherwise.
+// argument, fp32, bf16 or int8. Throws InvalidArgument naming the flag at fault otherwise.
 LoadOptions load_options(const std::string& weights, const std::string& precision);
 inline constexpr char kPrecisionHelp[] =
     "linear layers' numbers: fp32; bf16 (bf16 weights and activations, fp32 accumulation; "
