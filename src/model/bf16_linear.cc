@@ -48,6 +48,9 @@ void Bf16Linear::run(dnnl::stream& stream, const float* x, int64_t rows, float* 
     kernels.round_row_to_bf16(
         {x + r * in_features_, in_features_, x_bf16.get() + r * in_features_});
   }
+  // One GEMM over all rows on oneDNN's threads. The int8 layer's per-thread panels were
+  // measured here too (Zen 4, 2 threads, 4096 rows): 1.66-1.84x oneDNN fp32 against
+  // 1.70-1.90x for this, so the simpler form stays.
   gemm_.run(stream, x_bf16.get(), rows, y);
 }
 
