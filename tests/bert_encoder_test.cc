@@ -228,6 +228,54 @@ TEST_F(TinyEncoder, Int8StaysCloseToThePlainForward) {
   }
 }
 
+TEST_F(TinyEncoder, Int8StaticScalesFromCalibration) {
+  LoadOptions int8;
+  int8.precision = Precision::int8;
+  BertEncoder quantized = BertEncoder::load(model.dir(), int8);
+  const auto texts = tiny_texts(model);
+  EncodeOptions options;
+  options.threads = 1;
+  const std::vector<float> dynamic = encode(quantized, texts, options);
+  EXPECT_FALSE(quantized.int8_calibrated());
+  quantized.calibrate_int8(texts, options);
+  EXPECT_TRUE(quantized.int8_calibrated());
+  const std::vector<float> got = encode(quantized, texts, options);
+  EXPECT_NE(got, dynamic) << "calibration changed nothing";
+  for (size_t t = 0; t < texts.size(); ++t) {
+    const std::vector<double> want = plain_embedding(model, texts[t], options.attention);
+    double dot = 0, norm_got = 0, norm_want = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+      const double g = got[t * want.size() + i];
+      dot += g * want[i];
+      norm_got += g * g;
+      norm_want += want[i] * want[i];
+    }
+    EXPECT_GT(dot / std::sqrt(norm_got * norm_want), 0.99) << "text " << t;
+  }
+  options.threads = 2;
+  EXPECT_EQ(encode(quantized, texts, options), got);
+  // Recalibrating on the same texts, with another thread count, gives the same scales.
+  quantized.calibrate_int8(texts, options);
+  options.threads = 1;
+  EXPECT_EQ(encode(quantized, texts, options), got);
+
+  try {
+    quantized.calibrate_int8({}, options);
+    FAIL() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    EXPECT_STREQ(e.what(), "calibrate_int8: expected at least one text, got none");
+  }
+  try {
+    BertEncoder fp32 = BertEncoder::load(model.dir());
+    fp32.calibrate_int8(texts, options);
+    FAIL() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("expected a model loaded at int8 precision"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST_F(TinyEncoder, Int8RefusesBlockSparseWeights) {
   LoadOptions options;
   options.precision = Precision::int8;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -270,6 +271,36 @@ TEST_F(CliOnTinyModel, PrecisionOption) {
   EXPECT_EQ(sparse.exit_code, 2);
   EXPECT_NE(sparse.err.find("int8 precision with block-sparse weights"), std::string::npos)
       << sparse.err;
+}
+
+TEST_F(CliOnTinyModel, CalibrationOption) {
+  const std::string calibration = dir.file("calibration.txt");
+  {
+    std::ofstream out(calibration);
+    out << "alpha beta gamma\nbeta beta delta alpha\n";
+  }
+  const CliResult eval = run_cli(
+      dir, "eval embed " + common + " --precision int8 --calibration '" + calibration + "'");
+  EXPECT_EQ(eval.exit_code, 0) << eval.err;
+  EXPECT_NE(eval.out.find("weights dense int8 static, attention"), std::string::npos) << eval.out;
+  const CliResult fp32 = run_cli(dir, "embed " + common + " --calibration '" + calibration +
+                                          "' --output '" + dir.file("f.npy") + "'");
+  EXPECT_EQ(fp32.exit_code, 2);
+  EXPECT_NE(fp32.err.find("--calibration: only with --precision int8"), std::string::npos)
+      << fp32.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("f.npy")));
+  const CliResult missing =
+      run_cli(dir, "embed " + common + " --precision int8 --calibration '" + dir.file("none.txt") +
+                       "' --output '" + dir.file("g.npy") + "'");
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("none.txt"), std::string::npos) << missing.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("g.npy")));
+  const std::string empty = dir.file("empty.txt");
+  std::ofstream{empty};
+  const CliResult nothing = run_cli(dir, "embed " + common + " --precision int8 --calibration '" +
+                                             empty + "' --output '" + dir.file("h.npy") + "'");
+  EXPECT_EQ(nothing.exit_code, 2);
+  EXPECT_NE(nothing.err.find("expected at least one text"), std::string::npos) << nothing.err;
 }
 
 TEST_F(CliOnTinyModel, AttentionDtypeOption) {

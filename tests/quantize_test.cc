@@ -3,12 +3,15 @@
 // GEMM in between) against exact integer arithmetic, saturation cases included.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dfss/cpu.h"
@@ -148,6 +151,57 @@ struct DequantizeCase {
   std::vector<float> col_scale, col_sum, bias, y;
 };
 
+// Static quantization by the documented rule, one element at a time.
+Quantized quantize_static_reference(const std::vector<float>& x, float scale, int32_t zero_point) {
+  Quantized out;
+  out.q.assign(x.size(), 0);
+  out.zero_point = zero_point;
+  for (float v : x) {
+    if (!std::isfinite(v)) {
+      out.scale = std::numeric_limits<float>::quiet_NaN();
+      return out;
+    }
+  }
+  const float inverse = 1.0f / scale;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float shifted = x[i] * inverse + static_cast<float>(zero_point);
+    out.q[i] = static_cast<uint8_t>(std::nearbyint(std::clamp(shifted, 0.0f, 255.0f)));
+  }
+  out.scale = scale;
+  return out;
+}
+
+TEST(Quantize, StaticRowsMatchTheReferenceOnEveryIsa) {
+  std::vector<std::vector<float>> rows;
+  uint32_t seed = 50;
+  for (int64_t cols : {1, 5, 8, 17, 33, 384, 1537}) rows.push_back(normal(cols, seed++, 2.0f));
+  // Beyond the calibrated range on both sides (clamped), ties, and non-finite rows.
+  rows.push_back({-100.0f, 100.0f, 0.0f, 1e30f, -1e30f, 0.25f * 3.5f, 0.25f * 2.5f});
+  std::vector<float> with_nan = normal(40, 77);
+  with_nan[39] = std::numeric_limits<float>::quiet_NaN();
+  rows.push_back(with_nan);
+  std::vector<float> with_inf = normal(19, 78);
+  with_inf[2] = std::numeric_limits<float>::infinity();
+  rows.push_back(with_inf);
+  for (const auto& [scale, zero_point] :
+       {std::pair{0.25f, 0}, std::pair{0.02f, 128}, std::pair{1.0f / 255.0f, 255}}) {
+    for (const std::vector<float>& x : rows) {
+      const Quantized want = quantize_static_reference(x, scale, zero_point);
+      for (Isa isa : isas_here()) {
+        Quantized got;
+        got.q.assign(x.size(), 0xAB);
+        got.zero_point = zero_point;
+        kernels::quantize_kernels(isa).quantize_row_static(
+            {x.data(), static_cast<int64_t>(x.size()), got.q.data(), scale, zero_point,
+             &got.scale});
+        expect_same(got, want,
+                    std::to_string(x.size()) + " columns, scale " + std::to_string(scale) + " on " +
+                        isa_name(isa));
+      }
+    }
+  }
+}
+
 // The documented formula, one element at a time.
 std::vector<float> dequantize_reference(const DequantizeCase& c, FusedEpilogue epilogue) {
   std::vector<float> y = c.y;
@@ -238,16 +292,22 @@ TEST(QuantizeWeights, PerRowSevenBitRoundTrip) {
 }
 
 // QuantizedLinear against exact integer arithmetic on the same quantized values.
-std::vector<float> quantized_linear_reference(const std::vector<float>& x, int64_t rows,
-                                              const std::vector<float>& w,
-                                              const std::vector<float>& bias, int64_t out,
-                                              int64_t in, const std::vector<float>& y0,
-                                              FusedEpilogue epilogue) {
+// static_range: the rows quantized with the scale and zero point of that calibrated range.
+std::vector<float> quantized_linear_reference(
+    const std::vector<float>& x, int64_t rows, const std::vector<float>& w,
+    const std::vector<float>& bias, int64_t out, int64_t in, const std::vector<float>& y0,
+    FusedEpilogue epilogue, std::optional<std::pair<float, float>> static_range = std::nullopt) {
   const model::QuantizedWeights qw = model::quantize_weights(w, out, in, "reference");
   std::vector<float> y = y0;
   for (int64_t t = 0; t < rows; ++t) {
-    const Quantized qx =
-        quantize_reference(std::vector<float>(x.begin() + t * in, x.begin() + (t + 1) * in));
+    const std::vector<float> x_row(x.begin() + t * in, x.begin() + (t + 1) * in);
+    Quantized qx = quantize_reference(x_row);
+    if (static_range) {
+      // The range's own scale and zero point: those quantize_reference gives a row of
+      // exactly its two ends.
+      const Quantized ends = quantize_reference({static_range->first, static_range->second});
+      qx = quantize_static_reference(x_row, ends.scale, ends.zero_point);
+    }
     DequantizeCase c;
     c.row_scale = qx.scale;
     c.zero_point = qx.zero_point;
@@ -274,14 +334,16 @@ model::LinearEpilogue model_epilogue(FusedEpilogue e) {
 }
 
 void check_linear(const std::vector<float>& x, int64_t rows, const std::vector<float>& w,
-                  int64_t out, int64_t in, FusedEpilogue epilogue, const std::string& what) {
+                  int64_t out, int64_t in, FusedEpilogue epilogue, const std::string& what,
+                  std::optional<std::pair<float, float>> static_range = std::nullopt) {
   const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   dnnl::stream stream(engine);
   const std::vector<float> bias = normal(out, 17);
   const std::vector<float> y0 = normal(rows * out, 18);
   const std::vector<float> want =
-      quantized_linear_reference(x, rows, w, bias, out, in, y0, epilogue);
-  const model::QuantizedLinear layer(engine, w, bias, out, in, model_epilogue(epilogue), what);
+      quantized_linear_reference(x, rows, w, bias, out, in, y0, epilogue, static_range);
+  model::QuantizedLinear layer(engine, w, bias, out, in, model_epilogue(epilogue), what);
+  if (static_range) layer.set_static_range(static_range->first, static_range->second);
   std::vector<float> first;
   for (Isa isa : isas_here()) {
     for (int threads : {1, 2, 3}) {
@@ -302,6 +364,39 @@ void check_linear(const std::vector<float>& x, int64_t rows, const std::vector<f
       }
     }
   }
+}
+
+TEST(QuantizedLinear, StaticRangeMatchesExactIntegerArithmetic) {
+  for (FusedEpilogue epilogue :
+       {FusedEpilogue::none, FusedEpilogue::add_residual, FusedEpilogue::gelu_erf}) {
+    // A range narrower than the data (values beyond it clamp) and one wider.
+    check_linear(normal(13 * 40, 1), 13, normal(24 * 40, 2, 0.1f), 24, 40, epilogue, "narrow",
+                 std::pair{-1.5f, 1.0f});
+    check_linear(normal(13 * 40, 1), 13, normal(24 * 40, 2, 0.1f), 24, 40, epilogue, "wide",
+                 std::pair{-8.0f, 9.0f});
+  }
+  check_linear(normal(70 * 384, 3, 2.0f, 0.5f), 70, normal(96 * 384, 4, 0.05f), 96, 384,
+               FusedEpilogue::none, "positive range", std::pair{0.5f, 6.0f});
+  const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  const std::vector<float> w = normal(8 * 4, 1), bias(8, 0.0f);
+  model::QuantizedLinear layer(engine, w, bias, 8, 4, model::LinearEpilogue::none, "layer 2's QKV");
+  EXPECT_FALSE(layer.is_static());
+  for (const auto& [lo, hi] :
+       {std::pair{1.0f, -1.0f}, std::pair{-INFINITY, 1.0f}, std::pair{0.0f, NAN}}) {
+    try {
+      layer.set_static_range(lo, hi);
+      FAIL() << "expected InvalidArgument for [" << lo << ", " << hi << "]";
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find("layer 2's QKV: calibrated input range"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_FALSE(layer.is_static());
+  layer.set_static_range(-1.0f, 1.0f);
+  EXPECT_TRUE(layer.is_static());
+  layer.set_dynamic();
+  EXPECT_FALSE(layer.is_static());
 }
 
 TEST(QuantizedLinear, MatchesExactIntegerArithmetic) {

@@ -103,6 +103,16 @@ class BertEncoder {
   void encode(std::span<const std::vector<int32_t>> texts, std::span<float> out,
               const EncodeOptions& options = {}, EncodeProfile* profile = nullptr) const;
 
+  // Static int8 quantization (docs/quantization.md): runs `texts` through the model (in
+  // batches of 64, with `options`), records the range every int8 layer's input takes, and
+  // from then on each layer quantizes its inputs with the one scale and zero point covering
+  // that range instead of per token. Calling it again recalibrates from scratch. Throws
+  // InvalidArgument unless precision() is int8, for no texts, and as encode() for bad texts.
+  void calibrate_int8(std::span<const std::vector<int32_t>> texts,
+                      const EncodeOptions& options = {});
+  // Whether calibrate_int8() has run.
+  bool int8_calibrated() const;
+
  private:
   struct Impl;
   explicit BertEncoder(std::unique_ptr<Impl> impl);

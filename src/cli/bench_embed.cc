@@ -13,6 +13,7 @@
 #include "cli/bench_common.h"
 #include "cli/commands.h"
 #include "cli/embedding_run.h"
+#include "cli/text_lines.h"
 #include "dfss/bert.h"
 #include "dfss/errors.h"
 #include "dfss/version.h"
@@ -108,6 +109,11 @@ void add_bench_embed_options(CLI::App& command, BenchEmbedArgs& args) {
                       "--attention")
       ->expected(1, -1)
       ->capture_default_str();
+  command
+      .add_option("--calibration", args.calibration,
+                  "texts (one per line, cut to 256 tokens): also time int8 with static scales "
+                  "calibrated on them (needs int8 among --precision)")
+      ->type_name("TEXTS.txt");
   command.add_option("--threads", args.threads, "0: OpenMP's default")
       ->check(integer_in_range(0, kMaxThreads))
       ->capture_default_str();
@@ -134,6 +140,24 @@ void run_bench_embed(const BenchEmbedArgs& args, Isa isa) {
   for (const std::string& precision : args.precisions) {
     for (const std::string& weights : args.weights)
       encoders.push_back(BertEncoder::load(args.model, load_options(weights, precision)));
+  }
+  if (!args.calibration.empty()) {
+    bool int8 = false;
+    for (const std::string& precision : args.precisions) int8 = int8 || precision == "int8";
+    if (!int8) throw InvalidArgument("--calibration: only with int8 among --precision");
+    const std::vector<std::string> lines = read_text_lines(args.calibration);
+    if (lines.empty()) {
+      throw InvalidArgument("--calibration " + args.calibration +
+                            ": expected at least one text (one per line), got an empty file");
+    }
+    const EmbedInputArgs cut;  // --max-len's default
+    EncodeOptions options;
+    options.threads = args.threads;
+    options.isa = isa;
+    for (const std::string& weights : args.weights) {
+      encoders.push_back(BertEncoder::load(args.model, load_options(weights, "int8")));
+      encoders.back().calibrate_int8(tokenize_lines(encoders.back(), lines, cut), options);
+    }
   }
   const BertEncoder& encoder = encoders.front();
   if (args.attention_dtypes.empty())
@@ -230,6 +254,7 @@ void run_bench_embed(const BenchEmbedArgs& args, Isa isa) {
           {"attention_dtype", dtype_arg_name(c.options.attention_dtype)},
           {"weights", c.encoder->weight_sparsity()},
           {"precision", precision_name(c.encoder->precision())},
+          {"int8_static", c.encoder->int8_calibrated()},
           {"ms", ms},
           {"reps", c.times_ms.size()},
           {"tokens_per_s", tokens_per_s},

@@ -97,6 +97,7 @@ struct BenchEmbedArgs {
   std::vector<std::string> weights{"model"};
   std::vector<std::string> precisions{"fp32"};
   std::vector<std::string> attention_dtypes{"fp32"};
+  std::string calibration;  // also time int8 with static scales calibrated on these texts
   int threads = 0;
   int reps = 5;
   std::string json;

@@ -25,9 +25,10 @@ void run_embed(const EmbedArgs& args, Isa isa) {
   // Checked before the model is loaded, so that a bad --output does not cost a whole run.
   io::OutputSet outputs;
   const size_t output = outputs.add(args.output, "--output");
-  const BertEncoder encoder =
+  BertEncoder encoder =
       BertEncoder::load(args.input.model, load_options(args.input.weights, args.input.precision));
   const EncodeOptions options = encode_options(args.input, encoder, isa);
+  calibrate_if_asked(encoder, args.input, options);
   const std::vector<std::string> lines = read_text_lines(args.input.input);
   const auto texts = tokenize_lines(encoder, lines, args.input);
   const EmbedRun run = embed_all(encoder, texts, options, args.input.batch, "embed");

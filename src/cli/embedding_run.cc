@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "cli/text_lines.h"
 #include "dfss/errors.h"
 
 namespace dfss::cli {
@@ -42,6 +43,22 @@ void add_embed_input_options(CLI::App& command, EmbedInputArgs& args,
   command.add_option("--precision", args.precision, kPrecisionHelp)->capture_default_str();
   command.add_option("--attention-dtype", args.attention_dtype, kAttentionDtypeHelp)
       ->capture_default_str();
+  command.add_option("--calibration", args.calibration, kCalibrationHelp)->type_name("TEXTS.txt");
+}
+
+void calibrate_if_asked(BertEncoder& encoder, const EmbedInputArgs& args,
+                        const EncodeOptions& options) {
+  if (args.calibration.empty()) return;
+  if (encoder.precision() != Precision::int8) {
+    throw InvalidArgument("--calibration: only with --precision int8 (the model runs " +
+                          std::string(precision_name(encoder.precision())) + ")");
+  }
+  const std::vector<std::string> lines = read_text_lines(args.calibration);
+  if (lines.empty()) {
+    throw InvalidArgument("--calibration " + args.calibration +
+                          ": expected at least one text (one per line), got an empty file");
+  }
+  encoder.calibrate_int8(tokenize_lines(encoder, lines, args), options);
 }
 
 LoadOptions load_options(const std::string& weights, const std::string& precision) {
@@ -59,7 +76,8 @@ std::string linear_layers_name(const BertEncoder& encoder) {
   const std::string weights = encoder.weight_sparsity();
   return encoder.precision() == Precision::fp32
              ? weights
-             : weights + " " + precision_name(encoder.precision());
+             : weights + " " + precision_name(encoder.precision()) +
+                   (encoder.int8_calibrated() ? " static" : "");
 }
 
 EncodeOptions encode_options(const EmbedInputArgs& args, const BertEncoder& encoder, Isa isa) {

@@ -24,6 +24,7 @@ struct EmbedInputArgs {
   std::string weights = "model";   // see load_options()
   std::string precision = "fp32";  // see load_options()
   std::string attention_dtype = "fp32";
+  std::string calibration;  // texts for static int8 scales; empty: per-token scales
 };
 void add_embed_input_options(CLI::App& command, EmbedInputArgs& args,
                              const std::string& attention_help);
@@ -51,6 +52,14 @@ inline constexpr char kAttentionDtypeHelp[] =
 // The encoder options the arguments ask for: --attention parsed against the model's
 // layers, --attention-dtype, --threads, and the ISA.
 EncodeOptions encode_options(const EmbedInputArgs& args, const BertEncoder& encoder, Isa isa);
+
+// --calibration: with a file, calibrates the int8 layers' static scales on its texts
+// (tokenized as --input, with --max-len); refuses it unless the model runs int8.
+void calibrate_if_asked(BertEncoder& encoder, const EmbedInputArgs& args,
+                        const EncodeOptions& options);
+inline constexpr char kCalibrationHelp[] =
+    "with --precision int8: texts (one per line) whose activation ranges fix each int8 "
+    "layer's input scale (static quantization); without it, scales are per token";
 
 // The attention of `options` in a few words: "2:4", "dense bf16" (bf16 Q, K and V).
 std::string attention_config_name(const EncodeOptions& options);

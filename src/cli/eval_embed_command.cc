@@ -73,11 +73,12 @@ void run_eval_embed(const EvalEmbedArgs& args, Isa isa) {
   // The reference is the dense fp32 model with dense attention; the evaluated one has the
   // asked weights (block-sparse layers), precision and attention.
   const LoadOptions weights = load_options(args.input.weights, args.input.precision);
-  const BertEncoder encoder = BertEncoder::load(args.input.model, weights);
+  BertEncoder encoder = BertEncoder::load(args.input.model, weights);
   LoadOptions dense_weights;
   dense_weights.dense_weights = true;
   const BertEncoder reference = BertEncoder::load(args.input.model, dense_weights);
   const EncodeOptions sparse = encode_options(args.input, encoder, isa);
+  calibrate_if_asked(encoder, args.input, sparse);
   EncodeOptions dense = sparse;
   dense.attention.clear();
   dense.attention_dtype = DType::f32;
@@ -139,6 +140,7 @@ void run_eval_embed(const EvalEmbedArgs& args, Isa isa) {
         {"attention", layer_patterns_string(sparse.attention)},
         {"weights", encoder.weight_sparsity()},
         {"precision", precision_name(encoder.precision())},
+        {"int8_static", encoder.int8_calibrated()},
         {"attention_dtype", dtype_arg_name(sparse.attention_dtype)},
         {"texts", n},
         {"tokens", dense_run.tokens},

@@ -37,6 +37,8 @@ class AnyLinear {
                   : nullptr) {}
 
   const std::optional<BlockSparseMatrix>& sparse() const { return sparse_; }
+  QuantizedLinear* int8() { return int8_.get(); }  // null unless the layer runs int8
+  const QuantizedLinear* int8() const { return int8_.get(); }
 
   // As Linear::run; `threads` and `isa` are the encode call's (0: OpenMP's default).
   void run(dnnl::stream& stream, const float* x, int64_t rows, float* y, int threads,

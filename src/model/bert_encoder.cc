@@ -1,5 +1,9 @@
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
+#include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <new>
@@ -206,9 +210,13 @@ struct BertEncoder::Impl {
 
   void validate(std::span<const std::vector<int32_t>> texts, std::span<float> out,
                 const EncodeOptions& options) const;
+  // Sees each linear layer's input [rows, cols] just before the layer runs.
+  using InputObserver =
+      std::function<void(const AnyLinear& layer, const float* x, int64_t rows, int64_t cols)>;
   // The whole encoder, after validate().
   void forward(std::span<const std::vector<int32_t>> texts, std::span<float> out,
-               const EncodeOptions& options, EncodeProfile* profile) const;
+               const EncodeOptions& options, EncodeProfile* profile,
+               const InputObserver* observe = nullptr) const;
   void embed_tokens(std::span<const std::vector<int32_t>> texts, float* x) const;
   // qkv [tokens, 3 · hidden] of `qkv_dtype` (f32, or bf16 bits).
   void attend(std::span<const std::vector<int32_t>> texts, const void* qkv, DType qkv_dtype,
@@ -399,8 +407,69 @@ void BertEncoder::encode(std::span<const std::vector<int32_t>> texts, std::span<
   }
 }
 
+void BertEncoder::calibrate_int8(std::span<const std::vector<int32_t>> texts,
+                                 const EncodeOptions& options) {
+  if (impl_->precision != Precision::int8) {
+    throw InvalidArgument(std::string("calibrate_int8: expected a model loaded at int8 precision, "
+                                      "this one is ") +
+                          precision_name(impl_->precision));
+  }
+  if (texts.empty()) throw InvalidArgument("calibrate_int8: expected at least one text, got none");
+  const int64_t hidden = impl_->weights.config.hidden_size;
+  std::vector<float> out(texts.size() * static_cast<size_t>(hidden));
+  impl_->validate(texts, out, options);
+  std::vector<AnyLinear*> linears;
+  for (const auto& layer : impl_->layers) {
+    for (AnyLinear* linear :
+         {&layer->qkv, &layer->attention_output, &layer->intermediate, &layer->output}) {
+      linears.push_back(linear);
+      linear->int8()->set_dynamic();  // calibrate on the per-token model, not a previous one
+    }
+  }
+  // Finite values only: a NaN row stays NaN at inference whatever the scale.
+  std::map<const AnyLinear*, std::pair<float, float>> ranges;
+  const Impl::InputObserver observe = [&](const AnyLinear& linear, const float* x, int64_t rows,
+                                          int64_t cols) {
+    auto& [lo, hi] = ranges
+                         .try_emplace(&linear, std::numeric_limits<float>::infinity(),
+                                      -std::numeric_limits<float>::infinity())
+                         .first->second;
+    for (int64_t i = 0; i < rows * cols; ++i) {
+      if (std::isfinite(x[i])) {
+        lo = std::min(lo, x[i]);
+        hi = std::max(hi, x[i]);
+      }
+    }
+  };
+  constexpr size_t kBatch = 64;  // bounds the activations' memory
+  const std::string step =
+      "calibrating the int8 layers on " + std::to_string(texts.size()) + " texts";
+  try {
+    naming_allocation_failures(step, [&] {
+      for (size_t first = 0; first < texts.size(); first += kBatch) {
+        const size_t count = std::min(kBatch, texts.size() - first);
+        impl_->forward(texts.subspan(first, count),
+                       std::span<float>(out).subspan(first * hidden, count * hidden), options,
+                       nullptr, &observe);
+      }
+    });
+  } catch (const dnnl::error& e) {
+    rethrow_onednn_error(e, step);
+  }
+  for (AnyLinear* linear : linears) {
+    const auto& [lo, hi] = ranges.at(linear);
+    linear->int8()->set_static_range(lo, hi);
+  }
+}
+
+bool BertEncoder::int8_calibrated() const {
+  return !impl_->layers.empty() && impl_->layers.front()->qkv.int8() &&
+         impl_->layers.front()->qkv.int8()->is_static();
+}
+
 void BertEncoder::Impl::forward(std::span<const std::vector<int32_t>> texts, std::span<float> out,
-                                const EncodeOptions& options, EncodeProfile* profile) const {
+                                const EncodeOptions& options, EncodeProfile* profile,
+                                const InputObserver* observe) const {
   const Impl& m = *this;
   const model::BertConfig& c = m.weights.config;
   const int64_t hidden = c.hidden_size;
@@ -442,6 +511,10 @@ void BertEncoder::Impl::forward(std::span<const std::vector<int32_t>> texts, std
     attention_options.pattern =
         options.attention.empty() ? SparsityPattern{} : options.attention[l];
 
+    const auto observed = [&](const AnyLinear& linear, const float* input, int64_t width) {
+      if (observe) (*observe)(linear, input, tokens, width);
+    };
+    observed(layer.qkv, x.data(), hidden);
     layer.qkv.run(stream, x.data(), tokens, qkv.data(), options.threads, options.isa);
     stopwatch.lap(&EncodeProfile::linear_s);
     naming_allocation_failures(
@@ -457,13 +530,16 @@ void BertEncoder::Impl::forward(std::span<const std::vector<int32_t>> texts, std
           m.attend(texts, qkv_bf16.data(), DType::bf16, context.data(), attention_options);
         });
     stopwatch.lap(&EncodeProfile::attention_s);
+    observed(layer.attention_output, context.data(), hidden);
     layer.attention_output.run(stream, context.data(), tokens, x.data(), options.threads,
                                options.isa);  // x += ...
     stopwatch.lap(&EncodeProfile::linear_s);
     layer.attention_norm.run(stream, x.data(), tokens);
     stopwatch.lap(&EncodeProfile::norm_s);
+    observed(layer.intermediate, x.data(), hidden);
     layer.intermediate.run(stream, x.data(), tokens, intermediate.data(), options.threads,
                            options.isa);
+    observed(layer.output, intermediate.data(), c.intermediate_size);
     layer.output.run(stream, intermediate.data(), tokens, x.data(), options.threads,
                      options.isa);  // x += ...
     stopwatch.lap(&EncodeProfile::linear_s);

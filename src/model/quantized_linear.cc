@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <exception>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -74,6 +75,19 @@ QuantizedLinear::QuantizedLinear(const dnnl::engine& engine, std::span<const flo
       engine_(engine),
       gemm_(engine, weights_.q, out_features, in_features, std::move(name)) {}
 
+void QuantizedLinear::set_static_range(float lo, float hi) {
+  if (!std::isfinite(lo) || !std::isfinite(hi) || lo > hi) {
+    throw InvalidArgument(name_ + ": calibrated input range [" + std::to_string(lo) + ", " +
+                          std::to_string(hi) + "] is not a finite interval");
+  }
+  const float low = std::min(lo, 0.0f), high = std::max(hi, 0.0f);
+  float scale = high / 255.0f - low / 255.0f;
+  if (!(scale >= std::numeric_limits<float>::min())) scale = 1.0f;
+  static_scale_ = scale;
+  static_zero_point_ =
+      static_cast<int32_t>(std::clamp(std::nearbyint(-low * (1.0f / scale)), 0.0f, 255.0f));
+}
+
 void QuantizedLinear::run(dnnl::stream& /*stream*/, const float* x, int64_t rows, float* y,
                           int threads, Isa isa) const {
   if (rows == 0) return;
@@ -129,8 +143,15 @@ void QuantizedLinear::run(dnnl::stream& /*stream*/, const float* x, int64_t rows
         if (!stream) stream.emplace(engine_);
         const int64_t first = p * panel, count = std::min(panel, rows - first);
         for (int64_t t = 0; t < count; ++t) {
-          kernels.quantize_row({x + (first + t) * in_features_, in_features_, q + t * in_features_,
-                                scale + t, zero_point + t});
+          const float* row = x + (first + t) * in_features_;
+          if (is_static()) {
+            zero_point[t] = static_zero_point_;
+            kernels.quantize_row_static({row, in_features_, q + t * in_features_, static_scale_,
+                                         static_zero_point_, scale + t});
+          } else {
+            kernels.quantize_row(
+                {row, in_features_, q + t * in_features_, scale + t, zero_point + t});
+          }
         }
         gemm_.run(*stream, q, count, a);
         for (int64_t t = 0; t < count; ++t) {

@@ -50,6 +50,14 @@ class QuantizedLinear {
   void run(dnnl::stream& stream, const float* x, int64_t rows, float* y, int threads,
            Isa isa) const;
 
+  // Static quantization: from now on every row of x is quantized with the one scale and
+  // zero point that cover [min(lo, 0), max(hi, 0)] (the rule of kernels::QuantizeRow
+  // applied to that range); values outside it are clamped. Throws InvalidArgument for a
+  // non-finite or inverted range.
+  void set_static_range(float lo, float hi);
+  void set_dynamic() { static_scale_ = 0.0f; }  // back to per-token scales
+  bool is_static() const { return static_scale_ > 0.0f; }
+
  private:
   QuantizedWeights weights_;
   std::span<const float> bias_;
@@ -58,6 +66,8 @@ class QuantizedLinear {
   std::string name_;
   dnnl::engine engine_;
   Linear gemm_;
+  float static_scale_ = 0.0f;  // 0: dynamic, per token
+  int32_t static_zero_point_ = 0;
 };
 
 }  // namespace dfss::model

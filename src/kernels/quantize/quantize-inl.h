@@ -12,6 +12,26 @@ inline Reg round_small(Reg v) {
   return vsub(vadd(v, magic), magic);
 }
 
+// q[c] = round(clamp(x[c] · inverse + zero_point, 0, 255)) for c < cols.
+inline void quantize_values(const float* x, int64_t cols, float inverse, float zero_point,
+                            uint8_t* q) {
+  const int64_t whole = cols - cols % kLanes;
+  const Reg inverse_v = vset1(inverse), zero_point_v = vset1(zero_point);
+  const Reg floor_v = vzero(), ceiling_v = vset1(255.0f);
+  const auto quantize = [&](Reg v) {
+    const Reg shifted = vadd(vmul(v, inverse_v), zero_point_v);
+    return round_small(vmin(vmax(shifted, floor_v), ceiling_v));
+  };
+  for (int64_t c = 0; c < whole; c += kLanes) vstore_u8(q + c, quantize(vload(x + c)));
+  if (whole < cols) {
+    float tail[kLanes] = {};
+    for (int64_t c = whole; c < cols; ++c) tail[c - whole] = x[c];
+    uint8_t bytes[kLanes];
+    vstore_u8(bytes, quantize(vload(tail)));
+    for (int64_t c = whole; c < cols; ++c) q[c] = bytes[c - whole];
+  }
+}
+
 inline void quantize_row(const QuantizeRow& row) {
   const float* x = row.x;
   const int64_t cols = row.cols;
@@ -55,18 +75,31 @@ inline void quantize_row(const QuantizeRow& row) {
   *row.scale = scale;
   *row.zero_point = static_cast<int32_t>(zero_point);
 
-  const Reg inverse_v = vset1(inverse), zero_point_v = vset1(zero_point);
-  const Reg floor_v = vzero(), ceiling_v = vset1(255.0f);
-  const auto quantize = [&](Reg v) {
-    const Reg shifted = vadd(vmul(v, inverse_v), zero_point_v);
-    return round_small(vmin(vmax(shifted, floor_v), ceiling_v));
-  };
-  for (int64_t c = 0; c < whole; c += kLanes) vstore_u8(row.q + c, quantize(vload(x + c)));
-  if (whole < cols) {
-    uint8_t bytes[kLanes];
-    vstore_u8(bytes, quantize(vload(tail)));
-    for (int64_t c = whole; c < cols; ++c) row.q[c] = bytes[c - whole];
+  quantize_values(x, cols, inverse, zero_point, row.q);
+}
+
+inline void quantize_row_static(const QuantizeRowStatic& row) {
+  const int64_t whole = row.cols - row.cols % kLanes;
+  float tail[kLanes] = {};
+  for (int64_t c = whole; c < row.cols; ++c) tail[c - whole] = row.x[c];
+  Reg not_finite = vzero();
+  for (int64_t c = 0; c < whole; c += kLanes) {
+    const Reg v = vload(row.x + c);
+    not_finite = vadd(not_finite, vsub(v, v));
   }
+  const Reg last = vload(tail);
+  not_finite = vadd(not_finite, vsub(last, last));
+  float lanes[kLanes];
+  vstore(lanes, not_finite);
+  bool finite = true;
+  for (float v : lanes) finite = finite && v == 0.0f;
+  if (!finite) {
+    *row.row_scale = std::numeric_limits<float>::quiet_NaN();
+    for (int64_t c = 0; c < row.cols; ++c) row.q[c] = 0;
+    return;
+  }
+  *row.row_scale = row.scale;
+  quantize_values(row.x, row.cols, 1.0f / row.scale, static_cast<float>(row.zero_point), row.q);
 }
 
 inline void dequantize_row(const DequantizeRow& row) {
@@ -111,7 +144,8 @@ inline void round_row_to_bf16(const Bf16Row& row) {
 }
 
 inline QuantizeKernels make_quantize_kernels(const char* name) {
-  return QuantizeKernels{name, &quantize_row, &dequantize_row, &round_row_to_bf16};
+  return QuantizeKernels{name, &quantize_row, &quantize_row_static, &dequantize_row,
+                         &round_row_to_bf16};
 }
 
 }  // namespace dfss::kernels::DFSS_KERNEL_NS

@@ -25,6 +25,18 @@ struct QuantizeRow {
   int32_t* zero_point;
 };
 
+// The same with a fixed (calibrated) scale and zero point: q = round(clamp(x · (1 / scale) +
+// zero_point, 0, 255)), values outside the calibrated range clamped. *row_scale = scale, or
+// NaN (and q = 0) for a row with a NaN or an infinity, so that its results are NaN.
+struct QuantizeRowStatic {
+  const float* x;
+  int64_t cols;
+  uint8_t* q;
+  float scale;
+  int32_t zero_point;
+  float* row_scale;
+};
+
 // y[c] = epilogue(row_scale · col_scale[c] · (acc[c] − zero_point · col_sum[c]) + bias[c]),
 // computed as fma(float(acc[c]) − float(zero_point) · col_sum[c], row_scale · col_scale[c],
 // bias[c]) for c < cols: the result of x · Wᵀ + b for a row quantized as above and weights
@@ -52,6 +64,7 @@ struct Bf16Row {
 struct QuantizeKernels {
   const char* name;
   void (*quantize_row)(const QuantizeRow& row);
+  void (*quantize_row_static)(const QuantizeRowStatic& row);
   void (*dequantize_row)(const DequantizeRow& row);
   void (*round_row_to_bf16)(const Bf16Row& row);
 };
