@@ -4,6 +4,7 @@
 # user-mode emulation of older CPUs (Debian's qemu-user):
 #   Nehalem     SSE4.2, no AVX: dfss must pick and run its scalar kernels;
 #   Haswell-v4  AVX2 + FMA, no AVX-512: the avx2 kernels.
+# On both, --precision bf16 (oneDNN's bf16 GEMM needs AVX-512) must be refused with exit 2.
 # An AVX or AVX-512 instruction reached on such a CPU stops the run with SIGILL. The CLI's
 # outputs under emulation are compared with the native run's.
 #   scripts/test-isa-emulation.sh [BUILD_DIR]   (default build/, as scripts/test.sh builds it)
@@ -89,6 +90,16 @@ for cpu_isa in Nehalem:scalar Haswell-v4:avx2; do
   fi
   grep -E '^\[(==========|  PASSED  |  SKIPPED )\] ' "$work/tests.log"
   run_cli_cases "$cpu" "${emulate[@]}"
+  # No AVX-512 here, so no bf16 GEMM: --precision bf16 must be refused, not run slowly.
+  status=0
+  "${emulate[@]}" "$build/dfss" embed --model models/all-MiniLM-L6-v2 --input "$work/texts.txt" \
+    --precision bf16 --output "$work/$cpu-embed-bf16.npy" 2> "$work/bf16.err" || status=$?
+  if [ "$status" -ne 2 ] || ! grep -q "bf16 precision needs a CPU with AVX-512" "$work/bf16.err" ||
+    [ -e "$work/$cpu-embed-bf16.npy" ]; then
+    cat "$work/bf16.err"
+    echo "test-isa-emulation: on $cpu --precision bf16 should exit 2 and say why" >&2
+    exit 1
+  fi
   "$py" - "$work" "$cpu" <<'PY'
 import sys, numpy as np
 work, cpu = sys.argv[1], sys.argv[2]

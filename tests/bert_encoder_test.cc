@@ -148,6 +148,35 @@ std::vector<float> encode(const BertEncoder& encoder,
   return out;
 }
 
+// How close `got` (embeddings of `texts`, one row per text) is to the plain double forward
+// (with bf16-rounded Q, K and V if `bf16_qkv`): the worst per-text cosine, and the largest
+// element change from `fp32` (the same texts through the fp32 runtime; empty: not measured).
+struct Closeness {
+  double worst_cosine = 1;
+  double largest_change = 0;
+};
+Closeness closeness_to_plain(const TinyBert& model, const std::vector<std::vector<int32_t>>& texts,
+                             const std::vector<float>& got, const std::vector<float>& fp32,
+                             const std::vector<SparsityPattern>& patterns, bool bf16_qkv = false) {
+  Closeness result;
+  for (size_t t = 0; t < texts.size(); ++t) {
+    const std::vector<double> want = plain_embedding(model, texts[t], patterns, bf16_qkv);
+    double dot = 0, norm_got = 0, norm_want = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+      const double g = got[t * want.size() + i];
+      dot += g * want[i];
+      norm_got += g * g;
+      norm_want += want[i] * want[i];
+      if (!fp32.empty()) {
+        result.largest_change =
+            std::max(result.largest_change, std::abs(g - fp32[t * want.size() + i]));
+      }
+    }
+    result.worst_cosine = std::min(result.worst_cosine, dot / std::sqrt(norm_got * norm_want));
+  }
+  return result;
+}
+
 TEST(LayerPatterns, OneForAllOrOnePerLayer) {
   const auto all = parse_layer_patterns("2:4", 3, "--attention");
   ASSERT_EQ(all.size(), 3u);
@@ -209,20 +238,9 @@ TEST_F(TinyEncoder, Int8StaysCloseToThePlainForward) {
     options.threads = 1;
     const std::vector<float> got = encode(quantized, texts, options);
     const std::vector<float> fp32 = encode(encoder, texts, options);
-    double largest_change = 0;
-    for (size_t t = 0; t < texts.size(); ++t) {
-      const std::vector<double> want = plain_embedding(model, texts[t], options.attention);
-      double dot = 0, norm_got = 0, norm_want = 0;
-      for (size_t i = 0; i < want.size(); ++i) {
-        const double g = got[t * want.size() + i];
-        dot += g * want[i];
-        norm_got += g * g;
-        norm_want += want[i] * want[i];
-        largest_change = std::max(largest_change, std::abs(g - fp32[t * want.size() + i]));
-      }
-      EXPECT_GT(dot / std::sqrt(norm_got * norm_want), 0.995) << config << ", text " << t;
-    }
-    EXPECT_GT(largest_change, 1e-4) << config << ": int8 gave the fp32 embeddings";
+    const Closeness close = closeness_to_plain(model, texts, got, fp32, options.attention);
+    EXPECT_GT(close.worst_cosine, 0.995) << config;
+    EXPECT_GT(close.largest_change, 1e-4) << config << ": int8 gave the fp32 embeddings";
     options.threads = 2;
     EXPECT_EQ(encode(quantized, texts, options), got) << config;
   }
@@ -241,17 +259,7 @@ TEST_F(TinyEncoder, Int8StaticScalesFromCalibration) {
   EXPECT_TRUE(quantized.int8_calibrated());
   const std::vector<float> got = encode(quantized, texts, options);
   EXPECT_NE(got, dynamic) << "calibration changed nothing";
-  for (size_t t = 0; t < texts.size(); ++t) {
-    const std::vector<double> want = plain_embedding(model, texts[t], options.attention);
-    double dot = 0, norm_got = 0, norm_want = 0;
-    for (size_t i = 0; i < want.size(); ++i) {
-      const double g = got[t * want.size() + i];
-      dot += g * want[i];
-      norm_got += g * g;
-      norm_want += want[i] * want[i];
-    }
-    EXPECT_GT(dot / std::sqrt(norm_got * norm_want), 0.99) << "text " << t;
-  }
+  EXPECT_GT(closeness_to_plain(model, texts, got, {}, options.attention).worst_cosine, 0.99);
   options.threads = 2;
   EXPECT_EQ(encode(quantized, texts, options), got);
   // Recalibrating on the same texts, with another thread count, gives the same scales.
@@ -322,21 +330,10 @@ TEST_F(TinyEncoder, Bf16StaysCloseToThePlainForward) {
     options.threads = 1;
     const std::vector<float> got = encode(rounded, texts, options);
     const std::vector<float> fp32 = encode(encoder, texts, options);
-    double largest_change = 0;
-    for (size_t t = 0; t < texts.size(); ++t) {
-      const std::vector<double> want = plain_embedding(model, texts[t], options.attention);
-      double dot = 0, norm_got = 0, norm_want = 0;
-      for (size_t i = 0; i < want.size(); ++i) {
-        const double g = got[t * want.size() + i];
-        dot += g * want[i];
-        norm_got += g * g;
-        norm_want += want[i] * want[i];
-        largest_change = std::max(largest_change, std::abs(g - fp32[t * want.size() + i]));
-      }
-      // bf16 keeps 8 significant bits (int8 above: about 7): as close as int8 or closer.
-      EXPECT_GT(dot / std::sqrt(norm_got * norm_want), 0.995) << config << ", text " << t;
-    }
-    EXPECT_GT(largest_change, 1e-4) << config << ": bf16 gave the fp32 embeddings";
+    const Closeness close = closeness_to_plain(model, texts, got, fp32, options.attention);
+    // bf16 keeps 8 significant bits (int8 above: about 7): as close as int8 or closer.
+    EXPECT_GT(close.worst_cosine, 0.995) << config;
+    EXPECT_GT(close.largest_change, 1e-4) << config << ": bf16 gave the fp32 embeddings";
     options.threads = 2;
     EXPECT_EQ(encode(rounded, texts, options), got) << config;
   }
@@ -351,21 +348,9 @@ TEST_F(TinyEncoder, Bf16AttentionMatchesThePlainForwardOnRoundedInputs) {
     const std::vector<float> fp32 = encode(encoder, texts, options);
     options.attention_dtype = DType::bf16;
     const std::vector<float> got = encode(encoder, texts, options);
-    double largest_change = 0, worst_cosine = 1;
-    for (size_t t = 0; t < texts.size(); ++t) {
-      const std::vector<double> want = plain_embedding(model, texts[t], options.attention, true);
-      double dot = 0, norm_got = 0, norm_want = 0;
-      for (size_t i = 0; i < want.size(); ++i) {
-        const double g = got[t * want.size() + i];
-        dot += g * want[i];
-        norm_got += g * g;
-        norm_want += want[i] * want[i];
-        largest_change = std::max(largest_change, std::abs(g - fp32[t * want.size() + i]));
-      }
-      worst_cosine = std::min(worst_cosine, dot / std::sqrt(norm_got * norm_want));
-    }
-    EXPECT_GT(worst_cosine, 0.99999) << config;
-    EXPECT_GT(largest_change, 1e-6) << config << ": bf16 attention gave the fp32 embeddings";
+    const Closeness close = closeness_to_plain(model, texts, got, fp32, options.attention, true);
+    EXPECT_GT(close.worst_cosine, 0.99999) << config;
+    EXPECT_GT(close.largest_change, 1e-6) << config << ": bf16 attention gave the fp32 embeddings";
     for (int threads : {2, 3}) {
       options.threads = threads;
       EXPECT_EQ(encode(encoder, texts, options), got) << config << ", " << threads << " threads";
