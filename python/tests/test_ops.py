@@ -39,6 +39,44 @@ def test_opcheck_backward():
                           (q, k, v, out, d_out, lse, kp, sm, scale, causal, window, sparsity))
 
 
+def test_eager_call_without_grad_skips_the_dispatch_with_the_same_bits():
+    q, k, v, kp, sm, scale, causal, window, sparsity = fwd_args(key_padding=True)
+    mask = torch.ones(2, 1, 1, 9, dtype=torch.bool)
+    mask[..., 7:] = False  # kp's keys
+    with torch.no_grad():
+        assert dfss._ops._plain_eager_call(q, k, v)
+        direct = dfss.attention(q, k, v, attn_mask=mask, is_causal=True, enable_gqa=True,
+                                return_lse=True)
+        through_op = torch.ops.dfss.attention_fwd(q, k, v, kp, sm, scale, causal, window, sparsity)
+    for got, want in zip(direct, through_op):
+        assert torch.equal(got, want)
+
+
+def test_calls_that_can_be_observed_go_through_the_op():
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    q, k, v = make_qkv(1, 2, 2, 3, 5, 16, seed=2)
+    assert dfss._ops._plain_eager_call(q, k, v)
+    assert not dfss._ops._plain_eager_call(q.requires_grad_(), k, v)  # autograd records it
+    with torch.no_grad():
+        assert dfss._ops._plain_eager_call(q, k, v)  # nothing to record
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            dfss.attention(q, k, v)
+        assert any(e.key == "dfss::attention_fwd" for e in prof.key_averages())
+
+        class Seen(TorchDispatchMode):
+            ops = []
+
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                Seen.ops.append(str(func))
+                return func(*args, **(kwargs or {}))
+
+        with Seen():
+            dfss.attention(q, k, v)
+        assert any("dfss.attention_fwd" in op for op in Seen.ops)
+
+
 class TinyAttention(torch.nn.Module):
     def __init__(self, width=32, heads=2):
         super().__init__()

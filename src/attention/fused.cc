@@ -38,6 +38,10 @@ constexpr int64_t kDecodeMaxRows = 8;
 // and hence the bits of their merge, are the same for any thread count; small enough that
 // one (batch, key/value head) of a 4096-key cache still feeds 8 threads.
 constexpr int64_t kDecodeSegmentKeys = 512;
+// Multiply-adds a decode thread gets at least (≈ 10 µs on one Zen 3 core): below, waking a
+// thread team costs more than it saves (a step against a short cache took 22 µs with 2
+// threads). Safe to vary: the results do not depend on the thread count.
+constexpr int64_t kDecodeMinWorkPerThread = 1 << 16;
 
 bool decode_direct_applies(const AttentionProblem& p, const kernels::AttentionKernels& kernels) {
   return p.pattern.dense() && kernels.decode_segment != nullptr &&
@@ -65,7 +69,10 @@ void run_decode_direct(const AttentionProblem& p, const kernels::AttentionKernel
     AlignedBuffer q, bias, chunk, merged;
     std::vector<int64_t> begin, end;
   };
-  std::vector<ThreadScratch> thread_scratch(static_cast<size_t>(p.threads));
+  const double work = double(slots) * double(rows) * double(p.lk) * double(p.d + p.dv);
+  const int threads = static_cast<int>(
+      std::clamp<double>(std::floor(work / kDecodeMinWorkPerThread), 1, p.threads));
+  std::vector<ThreadScratch> thread_scratch(static_cast<size_t>(threads));
   for (ThreadScratch& t : thread_scratch) {
     t.q = allocate_aligned(rows * p.d * 4);
     if (score_mask) t.bias = allocate_aligned(rows * kDecodeSegmentKeys * 4);
@@ -75,7 +82,7 @@ void run_decode_direct(const AttentionProblem& p, const kernels::AttentionKernel
     t.end.resize(static_cast<size_t>(rows));
   }
 
-#pragma omp parallel num_threads(p.threads)
+#pragma omp parallel num_threads(threads)
   {
     DFSS_DEBUG_ASSERT(omp_get_thread_num() < static_cast<int>(thread_scratch.size()));
     ThreadScratch& mine = thread_scratch[static_cast<size_t>(omp_get_thread_num())];
