@@ -3,6 +3,7 @@
 // Counters: GFLOP/s at 4·B·H·L²·d flops per call (dense-equivalent).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <random>
@@ -79,13 +80,47 @@ void decode(benchmark::State& state, dfss::Isa isa) {
                     dfss::mutable_view(in.out.data(), q_shape), options);
 }
 
+// One generated token as a model computes it: Lq = 1 against Lk keys (B = 1, H = 12, d = 64,
+// fp32), each call reading the next of enough layers' caches (≥ 128 MiB in all) that K and V
+// come from memory, not from a cache the previous call filled (dfss_microbench
+// --benchmark_filter=decode_layers; arguments Lk/threads; time per call).
+void decode_layers(benchmark::State& state, dfss::Isa isa) {
+  const int64_t heads = 12, dim = 64, lk = state.range(0);
+  if (!dfss::isa_supported(isa)) {
+    state.SkipWithError("ISA not supported on this CPU");
+    return;
+  }
+  const int64_t cache_bytes = 2 * heads * lk * dim * 4;
+  const int64_t layers = std::max<int64_t>(4, (int64_t{128} << 20) / cache_bytes);
+  std::vector<Inputs> caches;
+  for (int64_t l = 0; l < layers; ++l) caches.push_back(make_inputs(heads, lk, dim));
+  const std::array<int64_t, 4> q_shape{1, heads, 1, dim}, kv_shape{1, heads, lk, dim};
+  dfss::AttentionOptions options;
+  options.isa = isa;
+  options.threads = static_cast<int>(state.range(1));
+  int64_t layer = 0;
+  for (auto _ : state) {
+    const Inputs& in = caches[static_cast<size_t>(layer)];
+    dfss::attention(dfss::const_view(in.q.data(), q_shape), dfss::const_view(in.k.data(), kv_shape),
+                    dfss::const_view(in.v.data(), kv_shape),
+                    dfss::mutable_view(caches[0].out.data(), q_shape), options);
+    layer = layer + 1 == layers ? 0 : layer + 1;
+  }
+}
+
 void register_all() {
-  for (auto isa : {dfss::Isa::avx512, dfss::Isa::avx2})
+  for (auto isa : {dfss::Isa::avx512, dfss::Isa::avx2}) {
     benchmark::RegisterBenchmark((std::string("decode/fused/f32/") + dfss::isa_name(isa)).c_str(),
                                  decode, isa)
         ->ArgsProduct({{1, 2, 6, 48}, {1, 2}})
         ->Unit(benchmark::kMicrosecond)
         ->UseRealTime();
+    benchmark::RegisterBenchmark(
+        (std::string("decode_layers/fused/f32/") + dfss::isa_name(isa)).c_str(), decode_layers, isa)
+        ->ArgsProduct({{64, 512, 4096}, {1, 2}})
+        ->Unit(benchmark::kMicrosecond)
+        ->UseRealTime();
+  }
   using dfss::AttentionImpl;
   using dfss::DType;
   using dfss::Isa;
