@@ -81,16 +81,16 @@ void decode(benchmark::State& state, dfss::Isa isa) {
 }
 
 // One generated token as a model computes it: Lq = 1 against Lk keys (B = 1, H = 12, d = 64,
-// fp32), each call reading the next of enough layers' caches (≥ 128 MiB in all) that K and V
-// come from memory, not from a cache the previous call filled (dfss_microbench
+// fp32 or bf16), each call reading the next of enough layers' caches (≥ 128 MiB in all) that K and
+// V come from memory, not from a cache the previous call filled (dfss_microbench
 // --benchmark_filter=decode_layers; arguments Lk/threads; time per call).
-void decode_layers(benchmark::State& state, dfss::Isa isa) {
+void decode_layers(benchmark::State& state, dfss::Isa isa, dfss::DType dtype) {
   const int64_t heads = 12, dim = 64, lk = state.range(0);
   if (!dfss::isa_supported(isa)) {
     state.SkipWithError("ISA not supported on this CPU");
     return;
   }
-  const int64_t cache_bytes = 2 * heads * lk * dim * 4;
+  const int64_t cache_bytes = 2 * heads * lk * dim * (dtype == dfss::DType::f32 ? 4 : 2);
   const int64_t layers = std::max<int64_t>(4, (int64_t{128} << 20) / cache_bytes);
   std::vector<Inputs> caches;
   for (int64_t l = 0; l < layers; ++l) caches.push_back(make_inputs(heads, lk, dim));
@@ -101,9 +101,12 @@ void decode_layers(benchmark::State& state, dfss::Isa isa) {
   int64_t layer = 0;
   for (auto _ : state) {
     const Inputs& in = caches[static_cast<size_t>(layer)];
-    dfss::attention(dfss::const_view(in.q.data(), q_shape), dfss::const_view(in.k.data(), kv_shape),
-                    dfss::const_view(in.v.data(), kv_shape),
-                    dfss::mutable_view(caches[0].out.data(), q_shape), options);
+    const bool f32 = dtype == dfss::DType::f32;
+    dfss::attention(
+        f32 ? dfss::const_view(in.q.data(), q_shape) : dfss::const_view(in.q16.data(), q_shape),
+        f32 ? dfss::const_view(in.k.data(), kv_shape) : dfss::const_view(in.k16.data(), kv_shape),
+        f32 ? dfss::const_view(in.v.data(), kv_shape) : dfss::const_view(in.v16.data(), kv_shape),
+        dfss::mutable_view(caches[0].out.data(), q_shape), options);
     layer = layer + 1 == layers ? 0 : layer + 1;
   }
 }
@@ -115,11 +118,14 @@ void register_all() {
         ->ArgsProduct({{1, 2, 6, 48}, {1, 2}})
         ->Unit(benchmark::kMicrosecond)
         ->UseRealTime();
-    benchmark::RegisterBenchmark(
-        (std::string("decode_layers/fused/f32/") + dfss::isa_name(isa)).c_str(), decode_layers, isa)
-        ->ArgsProduct({{64, 512, 4096}, {1, 2}})
-        ->Unit(benchmark::kMicrosecond)
-        ->UseRealTime();
+    for (auto dtype : {dfss::DType::f32, dfss::DType::bf16})
+      benchmark::RegisterBenchmark((std::string("decode_layers/fused/") + dfss::dtype_name(dtype) +
+                                    "/" + dfss::isa_name(isa))
+                                       .c_str(),
+                                   decode_layers, isa, dtype)
+          ->ArgsProduct({{64, 512, 4096}, {1, 2}})
+          ->Unit(benchmark::kMicrosecond)
+          ->UseRealTime();
   }
   using dfss::AttentionImpl;
   using dfss::DType;
