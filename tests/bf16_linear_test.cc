@@ -16,25 +16,14 @@
 
 #include "dfss/cpu.h"
 #include "dfss/tensor.h"
+#include "kernel_test_util.h"
 #include "kernels/quantize/quantize_kernels.h"
 
 namespace dfss {
 namespace {
 
-std::vector<Isa> isas_here() {
-  std::vector<Isa> isas;
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512})
-    if (isa_supported(isa)) isas.push_back(isa);
-  return isas;
-}
-
-std::vector<float> normal(int64_t count, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(static_cast<size_t>(count));
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using test::isas_here;
+using test::normal;
 
 float from_bits(uint32_t bits) {
   float v;

@@ -16,28 +16,17 @@
 
 #include "dfss/cpu.h"
 #include "dfss/errors.h"
+#include "kernel_test_util.h"
 #include "kernels/quantize/quantize_kernels.h"
 #include "model/quantized_linear.h"
 
 namespace dfss {
 namespace {
 
+using test::isas_here;
+using test::normal;
+
 using kernels::FusedEpilogue;
-
-std::vector<Isa> isas_here() {
-  std::vector<Isa> isas;
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512})
-    if (isa_supported(isa)) isas.push_back(isa);
-  return isas;
-}
-
-std::vector<float> normal(int64_t count, uint32_t seed, float scale = 1.0f, float mean = 0.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(mean, scale);
-  std::vector<float> v(static_cast<size_t>(count));
-  for (float& x : v) x = dist(rng);
-  return v;
-}
 
 struct Quantized {
   std::vector<uint8_t> q;

@@ -13,24 +13,13 @@
 #include <vector>
 
 #include "dfss/errors.h"
+#include "kernel_test_util.h"
 
 namespace dfss {
 namespace {
 
-std::vector<Isa> isas_here() {
-  std::vector<Isa> isas;
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512})
-    if (isa_supported(isa)) isas.push_back(isa);
-  return isas;
-}
-
-std::vector<float> normal(int64_t count, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(static_cast<size_t>(count));
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using test::isas_here;
+using test::normal;
 
 TEST(BlockSparsePattern, ParsesAndNames) {
   const BlockSparsePattern p = parse_block_sparse_pattern("2:4x16", "--w");

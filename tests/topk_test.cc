@@ -12,11 +12,14 @@
 #include <vector>
 
 #include "dfss/errors.h"
+#include "kernel_test_util.h"
 #include "kernels/topk/topk_kernels.h"
 #include "topk/topk_select.h"
 
 namespace dfss {
 namespace {
+
+using test::isas_here;
 
 struct Selection {
   std::vector<float> values;
@@ -42,13 +45,6 @@ void expect_same(const Selection& got, const Selection& want, const std::string&
   ASSERT_EQ(0,
             std::memcmp(got.values.data(), want.values.data(), got.values.size() * sizeof(float)))
       << what;
-}
-
-std::vector<Isa> isas_here() {
-  std::vector<Isa> isas;
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512})
-    if (isa_supported(isa)) isas.push_back(isa);
-  return isas;
 }
 
 enum class Rows { uniform, normal, sorted, reversed, duplicates, all_equal, specials };
