@@ -158,9 +158,12 @@ void run_decode_direct(const AttentionProblem& p, const kernels::AttentionKernel
           if (l_s == 0.0f) continue;
           const float factor =
               m_s == row_max ? 1.0f : static_cast<float>(std::exp(double{m_s} - double{row_max}));
-          l[r] = std::fma(l_s, factor, l[r]);
-          for (int64_t c = 0; c < p.dv; ++c)
-            o[r * p.dv + c] = std::fma(part[r * p.dv + c], factor, o[r * p.dv + c]);
+          // Multiply, then add (not std::fma: this file is baseline x86-64 code, where
+          // std::fma is a libm call per element, a quarter of a short decode call).
+          l[r] += l_s * factor;
+          float* out = o + r * p.dv;
+          const float* in = part + r * p.dv;
+          for (int64_t c = 0; c < p.dv; ++c) out[c] += in[c] * factor;
         }
       }
       const int64_t b = slot / p.kv_heads, kv = slot % p.kv_heads;
