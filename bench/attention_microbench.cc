@@ -92,22 +92,27 @@ void decode_layers(benchmark::State& state, dfss::Isa isa, dfss::DType dtype) {
   }
   const int64_t cache_bytes = 2 * heads * lk * dim * (dtype == dfss::DType::f32 ? 4 : 2);
   const int64_t layers = std::max<int64_t>(4, (int64_t{128} << 20) / cache_bytes);
-  std::vector<Inputs> caches;
-  for (int64_t l = 0; l < layers; ++l) caches.push_back(make_inputs(heads, lk, dim));
   const std::array<int64_t, 4> q_shape{1, heads, 1, dim}, kv_shape{1, heads, lk, dim};
+  const bool f32 = dtype == dfss::DType::f32;
+  std::vector<Inputs> caches;
+  std::vector<std::array<dfss::ConstTensorView, 3>> views;  // q, k, v of each layer
+  for (int64_t l = 0; l < layers; ++l) {
+    const Inputs& in = caches.emplace_back(make_inputs(heads, lk, dim));
+    views.push_back(
+        {f32 ? dfss::const_view(in.q.data(), q_shape) : dfss::const_view(in.q16.data(), q_shape),
+         f32 ? dfss::const_view(in.k.data(), kv_shape) : dfss::const_view(in.k16.data(), kv_shape),
+         f32 ? dfss::const_view(in.v.data(), kv_shape)
+             : dfss::const_view(in.v16.data(), kv_shape)});
+  }
+  const dfss::TensorView out = dfss::mutable_view(caches[0].out.data(), q_shape);
   dfss::AttentionOptions options;
   options.isa = isa;
   options.threads = static_cast<int>(state.range(1));
-  int64_t layer = 0;
+  size_t layer = 0;
   for (auto _ : state) {
-    const Inputs& in = caches[static_cast<size_t>(layer)];
-    const bool f32 = dtype == dfss::DType::f32;
-    dfss::attention(
-        f32 ? dfss::const_view(in.q.data(), q_shape) : dfss::const_view(in.q16.data(), q_shape),
-        f32 ? dfss::const_view(in.k.data(), kv_shape) : dfss::const_view(in.k16.data(), kv_shape),
-        f32 ? dfss::const_view(in.v.data(), kv_shape) : dfss::const_view(in.v16.data(), kv_shape),
-        dfss::mutable_view(caches[0].out.data(), q_shape), options);
-    layer = layer + 1 == layers ? 0 : layer + 1;
+    const auto& [q, k, v] = views[layer];
+    dfss::attention(q, k, v, out, options);
+    layer = layer + 1 == views.size() ? 0 : layer + 1;
   }
 }
 

@@ -12,6 +12,7 @@ import re
 from typing import Optional
 
 import torch
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from . import _C
 
@@ -155,12 +156,7 @@ def _plain_eager_call(*tensors) -> bool:
         if type(t) is not torch.Tensor or (grad and t.requires_grad):
             return False
     return (not torch._C._is_torch_function_mode_enabled()
-            and _current_dispatch_mode() is None)
-
-
-def _current_dispatch_mode():
-    from torch.utils._python_dispatch import _get_current_dispatch_mode
-    return _get_current_dispatch_mode()
+            and _get_current_dispatch_mode() is None)
 
 
 def _check_tensor(t, name: str) -> None:
