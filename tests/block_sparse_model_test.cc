@@ -268,9 +268,21 @@ TEST_F(CliOnTinyModel, PrecisionOption) {
   const CliResult sparse =
       run_cli(dir, "embed " + common + " --precision int8 --weights 2:4x16 --output '" +
                        dir.file("g.npy") + "'");
-  EXPECT_EQ(sparse.exit_code, 2);
-  EXPECT_NE(sparse.err.find("int8 precision with block-sparse weights"), std::string::npos)
-      << sparse.err;
+  EXPECT_EQ(sparse.exit_code, 0) << sparse.err;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("g.npy")));
+  const CliResult sparse_eval =
+      run_cli(dir, "eval embed " + common + " --precision int8 --weights 1:4x4");
+  EXPECT_EQ(sparse_eval.exit_code, 0) << sparse_eval.err;
+  EXPECT_NE(sparse_eval.out.find("weights 1:4x4 (12/12 linears) int8, attention"),
+            std::string::npos)
+      << sparse_eval.out;
+  const CliResult bf16 =
+      run_cli(dir, "embed " + common + " --precision bf16 --weights 2:4x16 --output '" +
+                       dir.file("h.npy") + "'");
+  EXPECT_EQ(bf16.exit_code, 2);
+  EXPECT_NE(bf16.err.find("bf16 precision with block-sparse weights"), std::string::npos)
+      << bf16.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("h.npy")));
 }
 
 TEST_F(CliOnTinyModel, CalibrationOption) {

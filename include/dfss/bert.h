@@ -55,7 +55,8 @@ struct EncodeProfile {
 // The linear layers' arithmetic (docs/quantization.md). fp32: oneDNN's fp32 GEMM. bf16:
 // weights rounded to bf16 at load, activations at every call, oneDNN's bf16 GEMM with fp32
 // accumulation (needs AVX-512). int8: weights quantized at load to 7-bit integers per output
-// row, activations to u8 per token at every call, oneDNN's u8·s8 → s32 GEMM. Bias and
+// row, activations to u8 per token at every call, oneDNN's u8·s8 → s32 GEMM (dfss's int8
+// block-sparse kernels for block-sparse layers). Bias and
 // epilogue in fp32; LayerNorm, attention, softmax, GELU and residuals stay fp32 in every case.
 enum class Precision { fp32, bf16, int8 };
 
@@ -69,8 +70,8 @@ struct LoadOptions {
   std::optional<BlockSparsePattern> prune_weights;
   // Ignores dfss_block_sparse.safetensors: every layer runs dense (on model.safetensors).
   bool dense_weights = false;
-  // bf16 and int8 need dense weights: with block-sparse layers load() throws Unsupported;
-  // bf16 on a CPU without AVX-512 too.
+  // bf16 needs dense weights: with block-sparse layers load() throws Unsupported; on a CPU
+  // without AVX-512 too. int8 runs block-sparse layers on its own int8 sparse kernels.
   Precision precision = Precision::fp32;
 };
 

@@ -1,8 +1,9 @@
 // `dfss bench gemm`: block-sparse linear layers (dfss's kernels) and the int8 and bf16 layers
 // against the dense fp32 GEMM of oneDNN that the BERT runtime uses, on the linear layers'
-// shapes, in one run: the cases take turns (one call of each per round) so that clock and
-// cache drift hits every case alike. Each sparse result is checked against oneDNN run on the
-// pruned (dense) weights, the int8 and bf16 ones against the fp32 result on the same weights.
+// shapes, in one run (int8 also on each block-sparse pattern): the cases take turns (one call of
+// each per round) so that clock and cache drift hits every case alike. Each sparse result is
+// checked against oneDNN run on the pruned (dense) weights, the int8 and bf16 ones against the fp32
+// result on the same weights.
 #include <omp.h>
 
 #include <CLI/CLI.hpp>
@@ -11,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
@@ -23,6 +25,7 @@
 #include "dfss/sparse_linear.h"
 #include "dfss/version.h"
 #include "kernels/peak/peak.h"
+#include "kernels/sparse_gemm_int8/sparse_gemm_int8_kernels.h"
 #include "model/bf16_linear.h"
 #include "model/linear.h"
 #include "model/quantized_linear.h"
@@ -74,7 +77,7 @@ double max_relative_error(const std::vector<float>& got, const std::vector<float
 }
 
 struct Case {
-  std::string name;  // "onednn dense", "int8 dense", "bf16 dense" or a pattern
+  std::string name;  // "onednn dense", "int8 dense", "bf16 dense", a pattern, "int8 " + a pattern
   std::string isa;
   double sparsity = 0.0;
   std::function<void()> call;
@@ -201,6 +204,26 @@ void run_bench_gemm(const BenchGemmArgs& args, Isa isa) {
            {},
            0.0});
     }
+    // The int8 layer of --precision int8 on each pruned matrix: dfss's int8 block-sparse
+    // kernels; compared with the fp32 result on the same pruned weights.
+    const size_t first_int8_pattern = cases.size();
+    std::vector<std::unique_ptr<model::QuantizedLinear>> int8_sparse;
+    std::vector<std::vector<float>> int8_outputs(patterns.size(),
+                                                 std::vector<float>(y_dense.size()));
+    const std::string int8_kernels = kernels::sparse_gemm_int8_kernels(resolved).name;
+    for (size_t i = 0; i < patterns.size(); ++i) {
+      int8_sparse.push_back(std::make_unique<model::QuantizedLinear>(
+          engine, weight, bias, shape.out, shape.in, model::LinearEpilogue::none,
+          "the int8 block-sparse layer", &matrices[i]));
+      const model::QuantizedLinear& layer = *int8_sparse.back();
+      float* y = int8_outputs[i].data();
+      cases.push_back({"int8 " + block_sparse_pattern_name(patterns[i]),
+                       int8_kernels.substr(int8_kernels.rfind('_') + 1),
+                       patterns[i].sparsity(),
+                       [&, y] { layer.run(stream, x.data(), tokens, y, threads, resolved); },
+                       {},
+                       0.0});
+    }
     for (Case& c : cases) c.call();  // warm-up: packing, first touch
     // Correctness: each pattern against oneDNN on its pruned weights, relative to the
     // largest output.
@@ -211,6 +234,7 @@ void run_bench_gemm(const BenchGemmArgs& args, Isa isa) {
       std::vector<float> want(y_dense.size());
       check.run(stream, x.data(), tokens, want.data());
       cases[first_pattern + i].max_rel_err = max_relative_error(outputs[i], want);
+      cases[first_int8_pattern + i].max_rel_err = max_relative_error(int8_outputs[i], want);
     }
     cases[1].max_rel_err = max_relative_error(y_int8, y_dense);
     if (bf16) cases[2].max_rel_err = max_relative_error(y_bf16, y_dense);

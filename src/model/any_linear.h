@@ -1,7 +1,7 @@
 // A linear layer of the encoder: oneDNN's dense GEMM, dfss's block-sparse kernels when the
 // layer has a block-sparse form (pruned at load or read from dfss_block_sparse.safetensors),
-// the int8 layer (QuantizedLinear) or the bf16 layer (Bf16Linear) when the model loads at
-// that precision.
+// the int8 layer (QuantizedLinear, on its int8 block-sparse kernels for a block-sparse layer)
+// or the bf16 layer (Bf16Linear) when the model loads at that precision.
 #pragma once
 
 #include <memory>
@@ -27,10 +27,10 @@ class AnyLinear {
         bias_(bias),
         epilogue_(epilogue),
         sparse_(std::move(sparse)),
-        int8_(precision == Precision::int8
-                  ? std::make_unique<QuantizedLinear>(engine, weight, bias, out_features,
-                                                      in_features, epilogue, name)
-                  : nullptr),
+        int8_(precision == Precision::int8 ? std::make_unique<QuantizedLinear>(
+                                                 engine, weight, bias, out_features, in_features,
+                                                 epilogue, name, sparse_ ? &*sparse_ : nullptr)
+                                           : nullptr),
         bf16_(precision == Precision::bf16
                   ? std::make_unique<Bf16Linear>(engine, weight, bias, out_features, in_features,
                                                  epilogue, name)

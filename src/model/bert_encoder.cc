@@ -331,11 +331,11 @@ BertEncoder BertEncoder::load(const std::string& model_dir, const LoadOptions& o
     return sparse_layers(weights, model_dir, options, sparse_file);
   });
   const std::string precision = precision_name(options.precision);
-  if (options.precision != Precision::fp32 && !sparse.empty()) {
+  if (options.precision == Precision::bf16 && !sparse.empty()) {
     throw Unsupported(precision + " precision with block-sparse weights (" +
                       (sparse_file.empty() ? std::string("pruned at load") : sparse_file) +
                       ") is not available: load the dense weights (--weights dense) for " +
-                      precision);
+                      precision + ", or use fp32 or int8");
   }
   if (options.precision == Precision::bf16 && !model::onednn_has_bf16_gemm()) {
     throw Unsupported(

@@ -15,6 +15,7 @@
 #include "core/thread_probe.h"
 #include "dfss/errors.h"
 #include "kernels/quantize/quantize_kernels.h"
+#include "kernels/sparse_gemm_int8/sparse_gemm_int8_kernels.h"
 #include "model/memory_guard.h"
 #include "model/thread_count_scope.h"
 
@@ -22,6 +23,15 @@ namespace dfss::model {
 namespace {
 
 constexpr int64_t kPanelRows = 128;
+// The block-sparse kernels gather each block's activations per panel at a cost proportional
+// to its tokens whatever the panel size, so they take smaller panels: the int32 results of a
+// panel (tokens x out_features) then stay in L2 for the dequantization.
+constexpr int64_t kSparsePanelRows = 64;
+
+int64_t padded_tokens(int64_t rows) {
+  const int64_t tile = kernels::kInt8SparseTokenTile;
+  return (rows + tile - 1) / tile * tile;
+}
 
 kernels::FusedEpilogue kernel_epilogue(LinearEpilogue epilogue) {
   switch (epilogue) {
@@ -63,17 +73,65 @@ QuantizedWeights quantize_weights(std::span<const float> weight, int64_t out_fea
   return out;
 }
 
+namespace {
+
+QuantizedWeights quantize_layer(std::span<const float> weight, int64_t out_features,
+                                int64_t in_features, const std::string& name,
+                                const BlockSparseMatrix* sparse) {
+  if (!sparse) return quantize_weights(weight, out_features, in_features, name);
+  if (sparse->rows() != out_features || sparse->cols() != in_features) {
+    throw InvalidArgument(name + ": block-sparse weights are " + std::to_string(sparse->rows()) +
+                          " x " + std::to_string(sparse->cols()) + ", expected " +
+                          std::to_string(out_features) + " x " + std::to_string(in_features));
+  }
+  return quantize_weights(sparse->to_dense(), out_features, in_features, name);
+}
+
+}  // namespace
+
 QuantizedLinear::QuantizedLinear(const dnnl::engine& engine, std::span<const float> weight,
                                  std::span<const float> bias, int64_t out_features,
-                                 int64_t in_features, LinearEpilogue epilogue, std::string name)
-    : weights_(quantize_weights(weight, out_features, in_features, name)),
+                                 int64_t in_features, LinearEpilogue epilogue, std::string name,
+                                 const BlockSparseMatrix* sparse)
+    : weights_(quantize_layer(weight, out_features, in_features, name, sparse)),
       bias_(bias),
       out_features_(out_features),
       in_features_(in_features),
       epilogue_(epilogue),
       name_(name),
-      engine_(engine),
-      gemm_(engine, weights_.q, out_features, in_features, std::move(name)) {}
+      engine_(engine) {
+  if (sparse) {
+    sparse_ = pack_int8_block_sparse(*sparse, weights_.q);
+    std::vector<int8_t>().swap(weights_.q);  // released: the kept values are in sparse_
+  } else {
+    gemm_.emplace(engine, weights_.q, out_features, in_features, std::move(name));
+  }
+}
+
+void QuantizedLinear::multiply_sparse(const uint8_t* x, int64_t rows, int32_t* acc, uint8_t* x_t,
+                                      uint8_t* gathered, Isa isa) const {
+  const int64_t stride = padded_tokens(rows);
+  const kernels::SparseGemmInt8Kernels& k = kernels::sparse_gemm_int8_kernels(isa);
+  // Transposed, tokens contiguous, as the kernels gather them.
+  k.transpose({x, in_features_, rows, in_features_, x_t, stride});
+
+  const int v = sparse_.block_rows;
+  kernels::SparseGemmInt8Panel job;
+  job.x_t = x_t;
+  job.x_t_stride = stride;
+  job.tokens = rows;
+  job.quads = sparse_.quads;
+  job.block_rows = v;
+  job.gathered = gathered;
+  job.acc_stride = out_features_;
+  for (int64_t b = 0; b < sparse_.blocks; ++b) {
+    job.columns = sparse_.columns.data() + b * 4 * sparse_.quads;
+    job.values = sparse_.values.data() + b * sparse_.quads * v * 4;
+    job.outputs = static_cast<int>(std::min<int64_t>(v, out_features_ - b * v));
+    job.acc = acc + b * v;
+    k.block_panel(job);
+  }
+}
 
 void QuantizedLinear::set_static_range(float lo, float hi) {
   if (!std::isfinite(lo) || !std::isfinite(hi) || lo > hi) {
@@ -97,7 +155,8 @@ void QuantizedLinear::run(dnnl::stream& /*stream*/, const float* x, int64_t rows
   // that core's cache, and no step waits for the others' threads. (On 2 Zen 3 cores, each
   // step over a whole 4096-row batch made the layer 1.0-1.55x oneDNN's fp32 GEMM; in
   // panels, 1.5-1.8x.)
-  const int64_t panel = std::clamp<int64_t>((rows + wanted - 1) / wanted, 1, kPanelRows);
+  const int64_t panel = std::clamp<int64_t>((rows + wanted - 1) / wanted, 1,
+                                            is_sparse() ? kSparsePanelRows : kPanelRows);
   const int64_t panels = (rows + panel - 1) / panel;
   const int team = static_cast<int>(std::min<int64_t>(wanted, panels));
   detail::require_threads(team, "threads " + std::to_string(team));  // libgomp would exit
@@ -115,10 +174,18 @@ void QuantizedLinear::run(dnnl::stream& /*stream*/, const float* x, int64_t rows
   const auto acc = allocate("int32 results", acc_cells * team * sizeof(int32_t), [&] {
     return std::unique_ptr<int32_t[]>(new int32_t[acc_cells * team]);
   });
+  // The sparse kernels' scratch: the panel transposed, and one block's gathered columns.
+  const int64_t stride = padded_tokens(panel);
+  const size_t x_t_cells = is_sparse() ? cells(in_features_, stride) : 0;
+  const size_t gathered_cells = is_sparse() ? cells(4 * sparse_.quads, stride) : 0;
+  const auto sparse_scratch = allocate(
+      "block-sparse scratch", (x_t_cells + gathered_cells) * team,
+      [&] { return std::unique_ptr<uint8_t[]>(new uint8_t[(x_t_cells + gathered_cells) * team]); });
   std::vector<float> row_scale(cells(panel, team));
   std::vector<int32_t> row_zero_point(cells(panel, team));
 
-  const kernels::QuantizeKernels& kernels = kernels::quantize_kernels(resolve_isa(isa));
+  const Isa resolved = resolve_isa(isa);
+  const kernels::QuantizeKernels& kernels = kernels::quantize_kernels(resolved);
   const kernels::FusedEpilogue epilogue = kernel_epilogue(epilogue_);
   // An exception must not leave an OpenMP construct (a thread missing the loop's barrier
   // would hang the others): each panel catches its own, the first is rethrown after the
@@ -133,6 +200,8 @@ void QuantizedLinear::run(dnnl::stream& /*stream*/, const float* x, int64_t rows
     int32_t* a = acc.get() + acc_cells * thread;
     float* scale = row_scale.data() + panel * thread;
     int32_t* zero_point = row_zero_point.data() + panel * thread;
+    uint8_t* x_t = sparse_scratch.get() + (x_t_cells + gathered_cells) * thread;
+    uint8_t* gathered = x_t + x_t_cells;
     // oneDNN inside this region: one thread, on a stream of this thread's own.
     const ThreadCountScope one_thread(1);
     std::optional<dnnl::stream> stream;
@@ -140,7 +209,7 @@ void QuantizedLinear::run(dnnl::stream& /*stream*/, const float* x, int64_t rows
     for (int64_t p = 0; p < panels; ++p) {
       if (failed.load(std::memory_order_relaxed)) continue;
       try {
-        if (!stream) stream.emplace(engine_);
+        if (!stream && !is_sparse()) stream.emplace(engine_);
         const int64_t first = p * panel, count = std::min(panel, rows - first);
         for (int64_t t = 0; t < count; ++t) {
           const float* row = x + (first + t) * in_features_;
@@ -153,7 +222,10 @@ void QuantizedLinear::run(dnnl::stream& /*stream*/, const float* x, int64_t rows
                 {row, in_features_, q + t * in_features_, scale + t, zero_point + t});
           }
         }
-        gemm_.run(*stream, q, count, a);
+        if (is_sparse())
+          multiply_sparse(q, count, a, x_t, gathered, resolved);
+        else
+          gemm_->run(*stream, q, count, a);
         for (int64_t t = 0; t < count; ++t) {
           kernels.dequantize_row({a + t * out_features_, out_features_, scale[t], zero_point[t],
                                   weights_.scale.data(), weights_.row_sum.data(), bias_.data(),
