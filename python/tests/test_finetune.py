@@ -11,7 +11,7 @@ import pytest
 
 from conftest import MODEL_DIR, REPO
 import dfss.hf  # noqa: F401  registers attn_implementation="dfss" for the round-trip check
-from dfss.finetune import data, evaluate
+from dfss.finetune import data, evaluate, train
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
@@ -130,6 +130,23 @@ def test_reciprocal_ranks_and_topic_knn():
     assert evaluate.topic_knn_accuracy(points, ["a", "b", "a", "b", "a", "b"], k=1) == 4 / 6
 
 
+def test_rank_shares_cover_the_batch_and_balance_the_cost():
+    batch = np.arange(100, 108)
+    assert [list(s) for s in train.rank_shares(batch, 2)] == [[100, 101, 102, 103],
+                                                             [104, 105, 106, 107]]
+    # One long pair and seven short ones: equal slices give one rank the long pair and three
+    # short ones; by cost the long pair goes alone against the seven.
+    lengths = [(20, 500)] + [(10, 60)] * 7
+    cost = train.CostModel(1.78e-7, 1.10e-3, 0.0)
+    shares = train.rank_shares(batch, 2, lengths, cost)
+    assert sorted(int(i) for s in shares for i in s) == list(range(100, 108))
+    pair_cost = {100 + j: float(cost(q)) + float(cost(d)) for j, (q, d) in enumerate(lengths)}
+    loads = sorted(sum(pair_cost[int(i)] for i in s) for s in shares)
+    equal = sorted(sum(pair_cost[int(i)] for i in s) for s in train.rank_shares(batch, 2))
+    assert loads[1] < equal[1]
+    assert [len(s) for s in shares] in ([1, 7], [7, 1])
+
+
 def test_paired_permutation_p():
     rng = np.random.default_rng(1)
     a = rng.random(300)
@@ -176,6 +193,21 @@ def test_tiny_finetune_single_and_two_ranks(tiny_model, tmp_path, sparsity):
     # Two ranks of 4 pairs each compute the loss of the same global batch: the same curve up to
     # float32 summation order.
     np.testing.assert_allclose(two["loss"], one["loss"], rtol=2e-4, atol=1e-6)
+    assert two["rank_pairs"] == [[4, 4]] * 10
+    if sparsity == "dense":
+        # Shares by predicted cost: other splits of the same global batches (uneven ones among
+        # them: at 256 tokens these documents run from 56 to 231), the same loss as one process.
+        longer = [a if a != "64" else "256" for a in common] + ["--no-eval"]
+        _finetune(longer + ["--json", str(tmp_path / "one256.json")])
+        _finetune(longer + ["--json", str(tmp_path / "balanced.json"), "--balance"],
+                  distributed=True)
+        one256 = json.loads((tmp_path / "one256.json").read_text())
+        balanced = json.loads((tmp_path / "balanced.json").read_text())
+        assert balanced["config"]["balance"] is True
+        assert all(sum(sizes) == 8 and min(sizes) >= 1 for sizes in balanced["rank_pairs"])
+        assert any(sizes != [4, 4] for sizes in balanced["rank_pairs"])
+        np.testing.assert_allclose(balanced["loss"], one256["loss"], rtol=2e-4, atol=1e-6)
+        assert balanced["forward_wait_seconds"] >= 0
     assert set(one["metrics"]) >= {"mrr@10", "r@1", "topic_knn@10", "reciprocal_ranks"}
 
     # The saved folder round-trips: transformers and sentence-transformers load it and give the
@@ -207,6 +239,10 @@ def test_finetune_errors(tiny_model, tmp_path):
         (["--batch-size", "0"], "--batch-size: expected an int >= 1"),
         (["--steps", "1", "--batch-size", "9"], "batch_size: 9 is larger than the 8"),
         (["--attn-implementation", "sdpa", "--sparsity", "2:4"], "needs --attn-implementation"),
+        (["--balance", "--balance-cost", "1e-7"], "--balance-cost: expected A,B"),
+        (["--balance", "--balance-cost", "0,0"], "--balance-cost: expected A,B"),
+        (["--balance", "--balance-cost=-1,2"], "--balance-cost: expected A,B"),
+        (["--balance-cost", "1e-7,1e-3"], "--balance-cost: only with --balance"),
     ]
     for extra, message in cases:
         result = _finetune(base + extra + ["--json", str(tmp_path / "x.json")], check=False)
@@ -219,4 +255,8 @@ def test_finetune_errors(tiny_model, tmp_path):
     result = _finetune(base + ["--steps", "1", "--batch-size", "3", "--json",
                                str(tmp_path / "x.json")], distributed=True, check=False)
     assert result.returncode != 0 and "batch_size: 3 is not divisible by the 2 ranks" in \
+        result.stderr
+    result = _finetune(base + ["--steps", "1", "--batch-size", "1", "--balance", "--json",
+                               str(tmp_path / "x.json")], distributed=True, check=False)
+    assert result.returncode != 0 and "batch_size: 1 is smaller than the 2 ranks" in \
         result.stderr

@@ -4,6 +4,7 @@
         --steps 60 --batch-size 32 --seed 0 --out out/finetune/wiki-2-4-s0
     python -m dfss.finetune --model ... --task books --sparsity 1:8 --steps 0   # zero-shot eval
     torchrun --nproc_per_node 2 -m dfss.finetune --threads 1 ...               # data-parallel
+    torchrun --nproc_per_node 2 -m dfss.finetune --threads 1 --balance ...     # shares by cost
 
 Exit code 2 with a message naming the argument or file on bad input.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -43,6 +45,13 @@ def parse_args(argv):
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--attn-implementation", default="dfss",
                         help="dfss, or sdpa/eager for comparison (dense only)")
+    parser.add_argument("--balance", action="store_true",
+                        help="under torchrun: give each rank a share of every global batch by "
+                             "predicted cost (longest processing time first on c(query) + "
+                             "c(document)) instead of an equal slice")
+    parser.add_argument("--balance-cost", default=None, metavar="A,B",
+                        help="c(s) = A*s*s + B*s for --balance (default: the fit in "
+                             "docs/finetune.md)")
     parser.add_argument("--out", type=Path, help="save the fine-tuned model folder here")
     parser.add_argument("--json", type=Path, help="write the record (losses, metrics) here")
     parser.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation")
@@ -64,6 +73,17 @@ def parse_args(argv):
         parser.error(f"--dropout: expected a number in [0, 1), got {args.dropout}")
     if not (Path(args.model) / "config.json").is_file():
         parser.error(f"--model: {args.model} is not a model folder (no config.json)")
+    if args.balance_cost is not None:
+        try:
+            a, b = (float(x) for x in args.balance_cost.split(","))
+        except ValueError:
+            a = b = math.nan
+        if not (math.isfinite(a) and math.isfinite(b) and a >= 0 and b >= 0 and a + b > 0):
+            parser.error(f"--balance-cost: expected A,B: two numbers >= 0, not both 0, got "
+                         f"{args.balance_cost!r}")
+        if not args.balance:
+            parser.error("--balance-cost: only with --balance")
+        args.balance_cost = {"a": a, "b": b, "c0": 0.0}
     if args.attn_implementation != "dfss" and args.sparsity != "dense":
         parser.error(f"--sparsity: {args.sparsity} needs --attn-implementation dfss")
     return args
@@ -85,7 +105,8 @@ def run(args) -> dict:
         model=str(args.model), task=args.task, sparsity=sparsity, dense_first=args.dense_first,
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, max_length=args.max_length,
         dropout=args.dropout, seed=args.seed, threads=args.threads,
-        attn_implementation=args.attn_implementation)
+        attn_implementation=args.attn_implementation, balance=args.balance,
+        **({"balance_cost": args.balance_cost} if args.balance_cost else {}))
 
     def evaluate_fn(model, tok):
         return evaluate.evaluate(model, tok, task, args.max_length)

@@ -7,9 +7,13 @@ sentence-transformers model does). Loss: in-batch negatives (each query's own do
 every other document of the global batch, cross-entropy over scale * cosine).
 
 Data-parallel under torch.distributed (gloo, launched by torchrun): every rank encodes its
-slice of the global batch, the embeddings are all-gathered and every rank computes the loss
+share of the global batch, the embeddings are all-gathered and every rank computes the loss
 of the whole global batch, so the loss and the update equal those of one process running the
 same global batch (up to summation order). DistributedDataParallel averages the gradients.
+The shares are equal slices, or (balance=True) shares of balanced predicted cost with
+balance.CostModel (Hydraulis-style), counting each rank's padding to its longest text, so that
+no rank waits behind one holding the long texts; ranks then hold different numbers of pairs,
+which the gather pads and trims.
 """
 
 from __future__ import annotations
@@ -27,7 +31,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .balance import CostModel
 from .data import Task
+
+# c(s) fitted from all-MiniLM-L6-v2's forward+backward times under dfss attention on Zen 3
+# (docs/finetune.md, "Cost-balanced batches"): only the ratio a/b matters for the assignment.
+DEFAULT_BALANCE_COST = {"a": 1.78e-7, "b": 1.10e-3, "c0": 0.0}
 
 # Files of the source folder copied beside the new weights: sentence-transformers' (so that the
 # saved folder loads there as the original did) and vocab.txt (dfss embed's tokenizer; a fast
@@ -53,6 +62,8 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # 0: torch's default
     attn_implementation: str = "dfss"
+    balance: bool = False  # spread each global batch's pairs over the ranks by predicted cost
+    balance_cost: dict = field(default_factory=lambda: dict(DEFAULT_BALANCE_COST))
     extra: dict = field(default_factory=dict)
 
 
@@ -108,15 +119,31 @@ class _Distributed:
         if self.enabled and not torch.distributed.is_initialized():
             torch.distributed.init_process_group("gloo")
 
-    def gather(self, local: torch.Tensor) -> torch.Tensor:
+    def gather(self, local: torch.Tensor, sizes: Optional[list[int]] = None) -> torch.Tensor:
         """The global batch's rows, differentiable in this rank's own rows only (each rank's
-        loss then back-propagates into its own encoder; DDP sums the parts)."""
+        loss then back-propagates into its own encoder; DDP sums the parts). sizes: every
+        rank's row count when they differ (all equal if None); the parts are padded to the
+        largest for all_gather and trimmed back."""
         if not self.enabled:
             return local
-        parts = [torch.empty_like(local) for _ in range(self.world)]
-        torch.distributed.all_gather(parts, local.detach())
+        rows = max(sizes) if sizes is not None else len(local)
+        padded = local.detach()
+        if len(local) < rows:
+            padded = torch.cat([padded, padded.new_zeros((rows - len(local),) + local.shape[1:])])
+        parts = [torch.empty_like(padded) for _ in range(self.world)]
+        torch.distributed.all_gather(parts, padded)
+        if sizes is not None:
+            parts = [part[:size] for part, size in zip(parts, sizes)]
         parts[self.rank] = local
         return torch.cat(parts)
+
+    def all_values(self, value: float) -> list[float]:
+        """value from every rank, in rank order."""
+        if not self.enabled:
+            return [value]
+        parts = [torch.zeros(1, dtype=torch.float64) for _ in range(self.world)]
+        torch.distributed.all_gather(parts, torch.tensor([value], dtype=torch.float64))
+        return [float(p.item()) for p in parts]
 
     def total(self, value: float) -> float:
         if not self.enabled:
@@ -141,6 +168,46 @@ def batch_order(n_train: int, batch_size: int, steps: int, seed: int) -> list[np
         order = rng.permutation(n_train)
         batches += [order[i:i + batch_size] for i in range(0, n_train - batch_size + 1, batch_size)]
     return batches[:steps]
+
+
+def _padded_cost(lengths, cost: CostModel) -> float:
+    """A rank's forward: its queries padded to the longest query, its documents likewise."""
+    return len(lengths) * (float(cost(max(q for q, _ in lengths)))
+                           + float(cost(max(d for _, d in lengths))))
+
+
+def rank_shares(batch: np.ndarray, world: int, lengths=None,
+                cost: Optional[CostModel] = None) -> list[np.ndarray]:
+    """Each rank's pairs of a global batch: equal slices, or (lengths: each pair's (query,
+    document) token counts, and cost) shares of balanced padded cost. A rank pads its texts to
+    its longest, so the pairs are sorted by length (longest documents first) and cut into
+    contiguous runs, at the smallest bound on any run's padded cost that `world` runs can meet
+    (bisection); long texts then share a rank instead of padding short ones. Deterministic, so
+    every rank computes the same plan on its own."""
+    if lengths is None:
+        local = len(batch) // world
+        return [batch[r * local:(r + 1) * local] for r in range(world)]
+    order = sorted(range(len(batch)), key=lambda j: (-lengths[j][1], -lengths[j][0], j))
+
+    def runs(bound: float) -> list[list[int]]:
+        out, run = [], []
+        for j in order:
+            if run and _padded_cost([lengths[i] for i in run + [j]], cost) > bound:
+                out.append(run)
+                run = []
+            run.append(j)
+        return out + [run]
+
+    low = max(_padded_cost([lengths[j]], cost) for j in order)
+    high = _padded_cost([lengths[j] for j in order], cost)
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (low, middle) if len(runs(middle)) <= world else (middle, high)
+    plan = runs(high)
+    while len(plan) < world:  # every rank gets a pair: halve the longest run (cost only falls)
+        k = max(range(len(plan)), key=lambda r: (len(plan[r]), -r))
+        plan[k:k + 1] = [plan[k][:len(plan[k]) // 2], plan[k][len(plan[k]) // 2:]]
+    return [batch[np.asarray(sorted(run), dtype=np.int64)] for run in plan]
 
 
 def save_model(model, tokenizer, source: str, out: Path, record: dict,
@@ -182,9 +249,13 @@ def train(config: TrainConfig, task: Task, out: Optional[Path] = None, progress:
     tokens/s, and evaluate_fn(model, tokenizer) of the result if given) and saves the model
     folder to `out` (rank 0 only) if given."""
     dist = _Distributed()
-    if config.batch_size % dist.world:
+    if config.balance and config.batch_size < dist.world:
+        raise ValueError(f"batch_size: {config.batch_size} is smaller than the {dist.world} "
+                         "ranks (each rank needs a pair)")
+    if not config.balance and config.batch_size % dist.world:
         raise ValueError(f"batch_size: {config.batch_size} is not divisible by the {dist.world} "
-                         "ranks")
+                         "ranks (--balance takes any batch of at least one pair per rank)")
+    cost = CostModel.from_dict(config.balance_cost) if config.balance else None
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -206,8 +277,11 @@ def train(config: TrainConfig, task: Task, out: Optional[Path] = None, progress:
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     batches = batch_order(len(task.train), config.batch_size, config.steps, config.seed)
-    local = config.batch_size // dist.world
     losses, step_seconds, tokens = [], [], 0.0
+    # This rank's forward per step, and Σ over steps of the ranks' (max − mean) forward time: the
+    # wait at the loss's all_gather, which balancing shrinks (the backward's wait at DDP's
+    # all-reduce follows the same loads).
+    encode_seconds, forward_wait, rank_pairs = [], 0.0, []
 
     bar = None
     if progress and dist.rank == 0:
@@ -216,11 +290,20 @@ def train(config: TrainConfig, task: Task, out: Optional[Path] = None, progress:
     start = time.perf_counter()
     for batch in batches:
         tick = time.perf_counter()
-        pairs = [task.train[i] for i in batch[dist.rank * local:(dist.rank + 1) * local]]
+        lengths = None
+        if config.balance and dist.enabled:
+            texts = [text for i in batch for text in (task.train[i].query, task.train[i].document)]
+            ids = tokenizer(texts, truncation=True, max_length=config.max_length)["input_ids"]
+            lengths = [(len(ids[2 * j]), len(ids[2 * j + 1])) for j in range(len(batch))]
+        shares = rank_shares(batch, dist.world, lengths, cost)
+        pairs = [task.train[i] for i in shares[dist.rank]]
         queries = tokenize(tokenizer, [p.query for p in pairs], config.max_length)
         documents = tokenize(tokenizer, [p.document for p in pairs], config.max_length)
         eq, ed = trained(queries, documents)
-        loss = contrastive_loss(dist.gather(eq), dist.gather(ed), config.scale)
+        encode_seconds.append(time.perf_counter() - tick)
+        sizes = [len(share) for share in shares]
+        rank_pairs.append(sizes)
+        loss = contrastive_loss(dist.gather(eq, sizes), dist.gather(ed, sizes), config.scale)
         optimizer.zero_grad(set_to_none=True)
         # DDP averages over ranks what each rank's copy of the global loss gives its own rows.
         (loss * dist.world).backward()
@@ -231,6 +314,8 @@ def train(config: TrainConfig, task: Task, out: Optional[Path] = None, progress:
         tokens += step_tokens
         losses.append(float(loss.detach()))
         step_seconds.append(time.perf_counter() - tick)
+        forwards = dist.all_values(encode_seconds[-1])
+        forward_wait += max(forwards) - sum(forwards) / len(forwards)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.4f}",
@@ -242,6 +327,7 @@ def train(config: TrainConfig, task: Task, out: Optional[Path] = None, progress:
     record = {"config": asdict(config), "task": task.name, "world_size": dist.world,
               "threads_per_rank": torch.get_num_threads(), "loss": losses,
               "step_seconds": step_seconds, "train_seconds": seconds, "train_tokens": tokens,
+              "forward_wait_seconds": forward_wait, "rank_pairs": rank_pairs,
               "tokens_per_second": tokens / seconds if seconds > 0 else math.nan}
     model.eval()
     if dist.rank == 0:
