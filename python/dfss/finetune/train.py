@@ -190,12 +190,14 @@ def rank_shares(batch: np.ndarray, world: int, lengths=None,
     order = sorted(range(len(batch)), key=lambda j: (-lengths[j][1], -lengths[j][0], j))
 
     def runs(bound: float) -> list[list[int]]:
-        out, run = [], []
+        out, run, longest_q, longest_d = [], [], 0, 0
         for j in order:
-            if run and _padded_cost([lengths[i] for i in run + [j]], cost) > bound:
+            q, d = max(longest_q, lengths[j][0]), max(longest_d, lengths[j][1])
+            if run and (len(run) + 1) * (float(cost(q)) + float(cost(d))) > bound:
                 out.append(run)
-                run = []
+                run, q, d = [], lengths[j][0], lengths[j][1]
             run.append(j)
+            longest_q, longest_d = q, d
         return out + [run]
 
     low = max(_padded_cost([lengths[j]], cost) for j in order)

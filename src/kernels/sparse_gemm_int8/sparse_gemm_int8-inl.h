@@ -45,12 +45,14 @@ inline void sparse_gemm_int8_tile(const SparseGemmInt8Panel& p, int64_t t0, int 
   // rows are transposed in registers.
   const int64_t count = p.tokens - t0 < kTileTokens ? p.tokens - t0 : kTileTokens;
   int32_t* out = p.acc + t0 * p.acc_stride + r0;
-  if (kRows == 4 && count == kTileTokens) {
-    for (int v = 0; v < 2; ++v) {
-      const IReg rows[4] = {acc[0][v], acc[1 % kRows][v], acc[2 % kRows][v], acc[3 % kRows][v]};
-      istore_transposed4(out + v * kTokenLanes * p.acc_stride, p.acc_stride, rows);
+  if constexpr (kRows == 4) {
+    if (count == kTileTokens) {
+      for (int v = 0; v < 2; ++v) {
+        const IReg rows[4] = {acc[0][v], acc[1][v], acc[2][v], acc[3][v]};
+        istore_transposed4(out + v * kTokenLanes * p.acc_stride, p.acc_stride, rows);
+      }
+      return;
     }
-    return;
   }
 #pragma GCC unroll 8
   for (int r = 0; r < kRows; ++r) {
