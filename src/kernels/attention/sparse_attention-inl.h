@@ -67,33 +67,77 @@ inline void columns_to_offsets(int32_t* columns, int64_t count, int64_t lk_pad, 
     columns[i] = static_cast<int32_t>(std::min<int64_t>(columns[i], lk_pad) * dv_pad);
 }
 
-// o[R][C vectors] = o * alpha + Σ_j p[r][j] V[offset[r][j]]: one gathered row of V per kept
-// entry.
-template <int C>
-inline void pv_gather_tile(const float* p, const int32_t* offsets, int64_t stride, int64_t kept,
+// o[G rows][C vectors] = o * alpha + Σ_j p[r][j] V[offset[r][j]]: one gathered row of V per
+// kept entry. A loaded row of V serves one output row only (the dense P·V tile shares it
+// across 6), so the loop is bound by loads; on AVX2 the 6 × 2-vector tile spent two more
+// loads (the weight's broadcast and the offset) per 2 fmas, and ran at half the fma rate.
+// Each row's fma chain is the same whatever G and C, and so are its bits.
+template <int G, int C>
+inline void pv_gather_rows(const float* p, const int32_t* offsets, int64_t stride, int64_t kept,
                            const float* v_cols, int64_t dv_pad, float* o, const float* alpha) {
-  Reg acc[R][C];
-  for (int r = 0; r < R; ++r) {
-    const Reg scale = vset1(alpha ? alpha[r] : 1.0f);
-    for (int c = 0; c < C; ++c) acc[r][c] = vmul(vload(o + r * dv_pad + c * kLanes), scale);
+  Reg acc[G][C];
+#pragma GCC unroll 16
+  for (int g = 0; g < G; ++g) {
+    const Reg scale = vset1(alpha ? alpha[g] : 1.0f);
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) acc[g][c] = vmul(vload(o + g * dv_pad + c * kLanes), scale);
   }
   for (int64_t j = 0; j < kept; ++j) {
-    for (int r = 0; r < R; ++r) {
-      const Reg weight = vbroadcast(p + r * stride + j);
-      const float* value = v_cols + offsets[r * stride + j];
-      for (int c = 0; c < C; ++c) acc[r][c] = vfmadd(weight, vload(value + c * kLanes), acc[r][c]);
+#pragma GCC unroll 16
+    for (int g = 0; g < G; ++g) {
+      const Reg weight = vbroadcast(p + g * stride + j);
+      const float* value = v_cols + offsets[g * stride + j];
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) acc[g][c] = vfmadd(weight, vload(value + c * kLanes), acc[g][c]);
     }
   }
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) vstore(o + r * dv_pad + c * kLanes, acc[r][c]);
+#pragma GCC unroll 16
+  for (int g = 0; g < G; ++g)
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) vstore(o + g * dv_pad + c * kLanes, acc[g][c]);
+}
+
+// Value columns per strip and rows per tile. With 16 registers (8-lane ISAs) the strip is
+// up to 8 vectors wide and holds only as many rows as 8 to 12 fma chains need; AVX-512
+// keeps its 6-row × 4-vector tile, which its 32 registers hold.
+inline constexpr int kGatherVecs = kLanes == 16 ? kTileVecs : kRowVecs;
+template <int C>
+inline constexpr int kGatherRows = kLanes == 16 ? R
+                                   : C >= 6     ? 1
+                                   : C >= 4     ? 2
+                                   : C == 3     ? 3
+                                                : R;
+
+// All R rows over one strip of C vectors of value columns. Not inlined: inside the fused
+// kernel's loop nest GCC kept the gather loop's pointers on the stack, and their
+// store-to-load chain, not the fmas, set the loop's pace.
+template <int C>
+[[gnu::noinline]] void pv_gather_strip(const float* p, const int32_t* offsets, int64_t stride,
+                                       int64_t kept, const float* v_cols, int64_t dv_pad, float* o,
+                                       const float* alpha) {
+  constexpr int G = kGatherRows<C>;
+  for (int r = 0; r < R; r += G)
+    pv_gather_rows<G, C>(p + r * stride, offsets + r * stride, stride, kept, v_cols, dv_pad,
+                         o + r * dv_pad, alpha ? alpha + r : nullptr);
+}
+
+// The strip of `vecs` (1 .. kGatherVecs) vectors, its width found at run time.
+template <int C = 1>
+inline void pv_gather_strip_of(int64_t vecs, const float* p, const int32_t* offsets, int64_t stride,
+                               int64_t kept, const float* v_cols, int64_t dv_pad, float* o,
+                               const float* alpha) {
+  if constexpr (C <= kGatherVecs) {
+    if (vecs == C) return pv_gather_strip<C>(p, offsets, stride, kept, v_cols, dv_pad, o, alpha);
+    pv_gather_strip_of<C + 1>(vecs, p, offsets, stride, kept, v_cols, dv_pad, o, alpha);
+  }
 }
 
 inline void pv_gather(const float* p, const int32_t* offsets, int64_t stride, int64_t kept,
                       const float* v, int64_t dv_pad, float* o, const float* alpha) {
-  for_each_value_tile(dv_pad, [&](int64_t col, auto vecs) {
-    pv_gather_tile<decltype(vecs)::value>(p, offsets, stride, kept, v + col, dv_pad, o + col,
-                                          alpha);
-  });
+  for (int64_t col = 0; col < dv_pad; col += kGatherVecs * kLanes) {
+    const int64_t vecs = std::min<int64_t>(kGatherVecs, (dv_pad - col) / kLanes);
+    pv_gather_strip_of(vecs, p, offsets, stride, kept, v + col, dv_pad, o + col, alpha);
+  }
 }
 
 // Scores of the 6-row tile starting at local row `tile_row` over the span starting at
