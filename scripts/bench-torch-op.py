@@ -70,6 +70,21 @@ def median_ms(fn, repeats, warmup=2):
     return statistics.median(times)
 
 
+def median_ms_in_turns(fns, repeats, warmup=1):
+    """Median ms of each of several callables, timed in turns (one call each per round), so
+    that the machine's drift over minutes falls on all of them alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def table(title, columns, rows):
     print(f"\n### {title}\n")
     print("| " + " | ".join(columns) + " |")
@@ -236,31 +251,34 @@ def section_model(torch, args, rows_out):
         dfss.hf.set_sparsity(models[f"dfss {pattern}"], pattern)
     for shape in args.infer_shapes.split(","):
         enc = batch(shape)
-        times = {}
-        for impl, model in models.items():
+        for model in models.values():
             model.eval()
+        with torch.no_grad():
+            times = median_ms_in_turns({impl: (lambda m=model: m(**enc)) for impl, model in models.items()},
+                                       args.repeats)
+        for impl, model in models.items():
             with torch.no_grad():
-                times[impl] = median_ms(lambda: model(**enc), args.repeats)
                 share = attention_share(torch, lambda: model(**enc))
             rows.append(["inference", shape, impl, f"{times[impl]:.0f}", f"{100 * share:.0f} %",
                          f"{times['sdpa'] / times[impl]:.2f}x"])
             rows_out.append(dict(section="model", mode="inference", shape=shape, impl=impl, ms=times[impl], attention_share=share))
     enc = batch(args.train_shape)
-    times = {}
-    for impl, model in models.items():
+
+    def step(model):
+        model.zero_grad(set_to_none=True)
+        h = model(**enc).last_hidden_state
+        m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+        e = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1)
+        a, b = e[0::2], e[1::2]
+        loss = torch.nn.functional.cross_entropy(a @ b.T / 0.05, torch.arange(a.shape[0]))
+        loss.backward()
+
+    for model in models.values():
         model.train()
-
-        def step():
-            model.zero_grad(set_to_none=True)
-            h = model(**enc).last_hidden_state
-            m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
-            e = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1)
-            a, b = e[0::2], e[1::2]
-            loss = torch.nn.functional.cross_entropy(a @ b.T / 0.05, torch.arange(a.shape[0]))
-            loss.backward()
-
-        times[impl] = median_ms(step, max(3, args.repeats // 2))
-        share = attention_share(torch, step)
+    times = median_ms_in_turns({impl: (lambda m=model: step(m)) for impl, model in models.items()},
+                               max(3, args.repeats // 2))
+    for impl, model in models.items():
+        share = attention_share(torch, lambda: step(model))
         rows.append(["training step", args.train_shape, impl, f"{times[impl]:.0f}", f"{100 * share:.0f} %",
                      f"{times['sdpa'] / times[impl]:.2f}x"])
         rows_out.append(dict(section="model", mode="train", shape=args.train_shape, impl=impl, ms=times[impl], attention_share=share))
