@@ -21,7 +21,6 @@ import importlib.util
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 
@@ -31,6 +30,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch  # noqa: E402
 
 import dfss  # noqa: E402
+from bench_timing import median_ms_in_turns  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -53,20 +53,6 @@ def capture(ev, tokenizer, model, tokens, n):
     with torch.inference_mode():
         model.model(input_ids=ids, use_cache=False)
     return {layer: captured[layer] for layer in layers}
-
-
-def median_ms(calls, reps):
-    """Median ms of each call, the calls timed in turns (one of each per round), so that a
-    drift in the machine's speed moves them alike and their ratios stay fair."""
-    for call in calls.values():
-        call()  # warm-up
-    times = {name: [] for name in calls}
-    for _ in range(reps):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            times[name].append((time.perf_counter() - start) * 1e3)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def quality(q, k, v, scale, pattern, rows, dense_out):
@@ -123,7 +109,7 @@ def main():
                 return lambda: dfss.attention(q, k, v, is_causal=True, scale=scale,
                                               enable_gqa=True, sparsity=pattern)
             patterns = args.patterns.split(",")
-            times = median_ms({pattern: run(pattern) for pattern in ["dense"] + patterns},
+            times = median_ms_in_turns({pattern: run(pattern) for pattern in ["dense"] + patterns},
                               args.reps)
             dense_ms = times["dense"]
             dense_out = run("dense")()

@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 
+from bench_timing import median_ms_in_turns
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -68,21 +70,6 @@ def median_ms(fn, repeats, warmup=2):
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)
-
-
-def median_ms_in_turns(fns, repeats, warmup=1):
-    """Median ms of each of several callables, timed in turns (one call each per round), so
-    that the machine's drift over minutes falls on all of them alike."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append((time.perf_counter() - t0) * 1e3)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def table(title, columns, rows):

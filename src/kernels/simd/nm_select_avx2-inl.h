@@ -21,7 +21,7 @@ inline constexpr CompressTable kCompressTable{};
 // 2:4 without the table: each group of 4 keeps exactly two lanes, so its first kept entry
 // is x0, x1 or x2 and its second x3, x2 or x1, chosen by two blends on the dropped mask;
 // two vectors' pairs are then packed by fixed shuffles into one full 8-lane store. (The
-// table's movemask -> load -> permute chain and the masked tail stores took 3x as long.)
+// table's movemask -> load -> permute chain and the masked tail stores took 1.5x as long.)
 inline __m256 select_pairs_2of4(__m256 x, __m256 dropped) {
   // Lane 0 of each group of 4: x0 unless dropped, else x1 unless dropped, else x2; lane 1:
   // x3 unless dropped, else x2 unless dropped, else x1 (lanes 2, 3: don't care).
